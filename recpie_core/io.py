@@ -1,0 +1,79 @@
+"""Crash-safe table writes.
+
+Polars' ``write_parquet`` truncates its target in place, so a process killed mid-write
+would destroy the previous good table. Every table goes to ``<name>.tmp-<uuid>`` in the
+same folder, is fsynced, then renamed over the target (atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+TMP_MARK = ".tmp-"
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(target: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and move the result over ``target`` in one rename.
+
+    ``write`` may create a file or a folder at ``tmp_path``. On failure the temporary
+    is removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex}")
+    try:
+        write(tmp)
+        if tmp.is_file():
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        if target.is_dir() and not target.is_symlink():
+            # os.replace cannot replace a non-empty folder: move it aside first.
+            old = target.with_name(f"{target.name}{TMP_MARK}old-{uuid.uuid4().hex}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+    return target
+
+
+def write_parquet_atomic(df: pl.DataFrame, target: Path, **kwargs) -> Path:
+    """Write ``df`` to ``target`` (a ``.parquet`` file) so a crash never leaves half a table."""
+    return atomic_write(Path(target), lambda tmp: df.write_parquet(tmp, **kwargs))
+
+
+def sweep_temp_files(folder: Path) -> list[Path]:
+    """Remove temporaries left by a process killed mid-write. Returns what was removed."""
+    folder = Path(folder)
+    if not folder.exists():
+        return []
+    removed = []
+    for p in folder.rglob(f"*{TMP_MARK}*"):
+        if not p.exists():
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed

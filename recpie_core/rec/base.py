@@ -1,0 +1,22 @@
+"""The surface every rating model shares, so one ``fit_rating_model`` serves them all."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from recpie_core.data.batches import RatingBatch
+
+
+class RatingModel(nn.Module):
+    """Built as ``Model(config, n_users, n_places, n_categories)``; ``forward`` returns (B,).
+
+    The output is a rating on the unit scale (r - 1) / 4 for regression, or a logit of
+    P(rating >= 4) for classification; ``config.task`` says which. Models that need
+    statistics of the training table (the mean baselines) override ``prepare``.
+    """
+
+    def forward(self, batch: RatingBatch) -> Tensor:  # (B,)
+        raise NotImplementedError
+
+    def prepare(self, train: RatingBatch) -> None:
+        """Called once with the whole training table before the first epoch."""
