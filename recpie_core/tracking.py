@@ -35,3 +35,41 @@ class PrefixTracker:
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.inner.log_metrics({f"{self.prefix}{k}": v for k, v in metrics.items()}, step=step)
+
+
+class MlflowTracker:
+    """Logs to one MLflow run through the client API (no global active run, process-safe)."""
+
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat = _flatten(params)
+        items = [Param(k, str(v)[:6000]) for k, v in flat.items()]
+        for start in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+            self.client.log_batch(self.run_id, params=items[start:start + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import math
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k.replace("@", "_"), float(v), now, step or 0)
+                 for k, v in metrics.items() if v is not None and math.isfinite(float(v))]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[start:start + 1000])
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out

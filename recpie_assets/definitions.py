@@ -1,0 +1,35 @@
+"""The RecPIE code location: what `dagster dev` and `recpie run` load."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from recpie_assets import checks, ingest, split
+from recpie_assets.resources import (MlflowResource, RecpieResource, WarehouseIOManager, default_home,
+                                     default_profile)
+from recpie_core.profiles import get_profile
+
+
+def build_resources(profile: str, home: str, source: str = "") -> dict:
+    return {
+        "recpie": RecpieResource(home=home, profile=profile, source=source),
+        "io_manager": WarehouseIOManager(home=home),
+        "mlflow": MlflowResource(home=home, tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
+                                 experiment=f"recpie/mountain-view-{profile}"),
+    }
+
+
+def build_definitions(profile: str, home: str, source: str = "") -> dg.Definitions:
+    """All assets, checks and resources for one profile (its round count shapes the graph)."""
+    prof = get_profile(profile)
+    assets = dg.load_assets_from_modules([ingest, split])
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=dg.load_asset_checks_from_modules([checks]),
+        resources=build_resources(prof.name, home, source),
+    )
+
+
+defs = build_definitions(default_profile(), default_home(), os.environ.get("RECPIE_SOURCE", ""))

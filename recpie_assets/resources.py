@@ -1,0 +1,141 @@
+"""Resources: where state lives (RECPIE_HOME), which profile runs, and MLflow."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from recpie_core.paths import RecpieHome
+from recpie_core.profiles import Profile, get_profile
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_home() -> str:
+    """RECPIE_HOME, else ``.recpie/`` in the project root."""
+    return os.environ.get("RECPIE_HOME") or str(PROJECT_ROOT / ".recpie")
+
+
+def default_profile() -> str:
+    return os.environ.get("RECPIE_PROFILE", "demo")
+
+
+class RecpieResource(dg.ConfigurableResource):
+    """The run's home folder, profile and data source."""
+
+    home: str
+    profile: str = "demo"
+    source: str = ""  # folder of Google Local files; empty = the embedded synthetic dataset
+
+    @property
+    def paths(self) -> RecpieHome:
+        return RecpieHome(Path(self.home)).ensure()
+
+    def get_profile(self) -> Profile:
+        return get_profile(self.profile)
+
+
+class WarehouseIOManager(dg.ConfigurableIOManager):
+    """Assets write their own tables (streamed, atomic); downstream assets get the path.
+
+    Tables can be far larger than memory (the California review file has 70M lines), so
+    nothing passes through this manager but a ``Path``: ``warehouse/<asset>.parquet`` for
+    tables, ``models/<asset>`` for assets whose metadata says ``recpie/stored_in: models``.
+    """
+
+    home: str
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if obj is not None:
+            raise TypeError(f"asset {context.asset_key.to_user_string()} returned {type(obj).__name__}; "
+                            "RecPIE assets write their own files and return MaterializeResult")
+
+    def load_input(self, context: dg.InputContext) -> Path:
+        name = context.asset_key.path[-1]
+        meta = context.upstream_output.definition_metadata if context.upstream_output else {}
+        paths = RecpieHome(Path(self.home))
+        if meta.get("recpie/stored_in") == "models":
+            return paths.models / name
+        return paths.table(name)
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """A small MLflow resource (``dagster-mlflow`` is stale): one parent run per Dagster run,
+    a nested run per asset step, the recommender in the registry behind an alias.
+
+    ``tracking_uri`` empty means ``sqlite:///<RECPIE_HOME>/mlflow/mlflow.db`` with artifacts
+    beside it (MLflow 3 deprecates the file store); ``MLFLOW_TRACKING_URI`` overrides it.
+    """
+
+    home: str
+    tracking_uri: str = ""
+    experiment: str = "recpie/mountain-view-demo"
+
+    def uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{Path(self.home) / 'mlflow' / 'mlflow.db'}"
+
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri())
+
+    def experiment_id(self) -> str:
+        """Create the store and experiment once (fresh-DB migrations race under parallel steps)."""
+        client = self.client()
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        artifacts = (Path(self.home) / "mlflow" / "artifacts").resolve()
+        artifacts.mkdir(parents=True, exist_ok=True)
+        try:
+            return client.create_experiment(self.experiment, artifact_location=artifacts.as_uri())
+        except Exception:  # another process created it first
+            return client.get_experiment_by_name(self.experiment).experiment_id
+
+    def parent_run_id(self, dagster_run_id: str, profile: str) -> str:
+        """The MLflow run of this Dagster run, found by tag or created."""
+        client, exp = self.client(), self.experiment_id()
+        found = client.search_runs([exp], filter_string=f"tags.dagster_run_id = '{dagster_run_id}' "
+                                                        "and tags.recpie_parent = 'true'", max_results=1)
+        if found:
+            return found[0].info.run_id
+        run = client.create_run(exp, run_name=f"dagster-{dagster_run_id[:8]}", tags={
+            "dagster_run_id": dagster_run_id, "recpie_parent": "true", "recpie_profile": profile})
+        return run.info.run_id
+
+    @contextmanager
+    def step_run(self, context: dg.AssetExecutionContext, name: str, profile: str):
+        """A nested MLflow run for one asset step; closed FINISHED or FAILED whatever happens."""
+        from recpie_core.tracking import MlflowTracker
+
+        client = self.client()
+        parent = self.parent_run_id(context.run_id, profile)
+        run = client.create_run(self.experiment_id(), run_name=name, tags={
+            "mlflow.parentRunId": parent, "dagster_run_id": context.run_id, "dagster_asset": name})
+        try:
+            yield MlflowTracker(client, run.info.run_id)
+        except BaseException:
+            for run_id in (run.info.run_id, parent):
+                client.set_terminated(run_id, "FAILED")
+            raise
+        # the parent shows the state of the run's latest step
+        for run_id in (run.info.run_id, parent):
+            client.set_terminated(run_id, "FINISHED")
+
+    def run_url(self, run_id: str) -> str:
+        """Where the run shows in ``mlflow ui --backend-store-uri <uri>`` (default port 5000)."""
+        return f"http://127.0.0.1:5000/#/experiments/{self.experiment_id()}/runs/{run_id}"
+
+    def kill_stale_runs(self, is_live) -> int:
+        """Mark RUNNING runs whose Dagster run is no longer live as KILLED (SIGKILL leaves them RUNNING)."""
+        client, n = self.client(), 0
+        for run in client.search_runs([self.experiment_id()], filter_string="attributes.status = 'RUNNING'"):
+            dagster_run = run.data.tags.get("dagster_run_id")
+            if dagster_run and is_live(dagster_run):
+                continue
+            client.set_terminated(run.info.run_id, "KILLED")
+            n += 1
+        return n
