@@ -4,7 +4,7 @@ Writes ``review-<Region>.json.gz`` and ``meta-<Region>.json.gz`` in the format o
 "Google Local Data 2021" files (JSON lines, gzip), plus ``truth-*.parquet`` side files
 that ingestion never reads.
 
-The latent model, per review of place p by user u at position i of u's history:
+The latent model, per review of place p by user u:
 
     score = b_u + b_p + aspect_weight * (#liked - #disliked) + repeat_effect * n_recent + noise
 
@@ -19,12 +19,16 @@ The latent model, per review of place p by user u at position i of u's history:
   category visited recently is less appealing now, so variety is rewarded.
 - ``b_u``, ``b_p`` and ``noise`` are Gaussian. Stars are the score cut at quantiles of a
   pilot sample, so the star shares match ``star_shares`` (skewed high, as on Google Maps).
-- Review text names the liked and disliked aspects ("Loved the live music. The long wait
-  was annoying."); a share of texts is null, as in the real files.
+- Review text names the liked and disliked aspects ("Great spot! Loved the live music.
+  Annoyed by the long wait."); a share of texts is null, as in the real files.
 
 Places sit across California; ``mountain_view_share`` of them in zip codes 94035-94043.
 Some users rate only places outside those zip codes. Each user's reviews are in time order
 (ms since the epoch, 2016-2021). Same seed, same bytes.
+
+Truth files: ``truth-<Region>`` (one row per review, in review-file order; ``load_truth``),
+``truth-places-<Region>`` (``load_place_truth``) and ``truth-users-<Region>`` (likes,
+dislikes, b_u).
 """
 
 from __future__ import annotations
@@ -155,7 +159,7 @@ _CITIES = {
 }
 _CITY = tuple(_CITIES)
 _N_MV_CITIES = 2
-_STREETS = ("Castro St", "El Camino Real", "Main St", "Oak Ave", "Shoreline Blvd", "Castro St",
+_STREETS = ("Castro St", "El Camino Real", "Main St", "Oak Ave", "Shoreline Blvd", "Dana St",
             "California St", "Middlefield Rd", "Park Ave", "Mission St", "Broadway", "1st St")
 _WORDS = ("Blue", "Golden", "Oak", "Sunny", "Little", "Corner", "Old Town", "Redwood", "Pacific",
           "Harbor", "Maple", "Silver", "Hidden", "Urban", "Copper", "Green Door")
@@ -175,7 +179,8 @@ _POS_SENT = [[t.format(a) for t in _LIKED] for a in ASPECTS]
 _NEG_SENT = [[t.format(a) for t in _DISLIKED] for a in ASPECTS]
 _REPLIES = ("Thank you for your review!", "Thanks for visiting, hope to see you again.",
             "We are sorry to hear that, please reach out to us.")
-assert not any(c in s for c in '"\\' for s in sum(_POS_SENT + _NEG_SENT, []))
+_PIECES = [*sum(_POS_SENT + _NEG_SENT, []), *sum(_OPENERS.values(), ()), *_REPLIES]
+assert not any(c in piece for piece in _PIECES for c in '"\\')
 
 _T_START_MS = 1451606400000  # 2016-01-01 UTC
 _T_END_MS = 1633046400000  # 2021-10-01 UTC
@@ -603,12 +608,14 @@ def write_synthetic_google_local(cfg: SyntheticConfig, out_dir: Path) -> Synthet
             gz.write("".join(lines + duplicates).encode())
 
     atomic_write(paths["meta"], write_meta)
-    place_truth = pl.DataFrame({
-        "place_id": gmap_ids, "categories": places.categories,
-        "aspects": [[ASPECTS[a] for a in row if a >= 0] for row in places.aspects.tolist()],
-        "zip": [f"{z}" for z in places.zip.tolist()], "in_mountain_view": places.in_mv,
-        "place_bias": places.bias,
+    has = places.aspects >= 0
+    place_truth = pa.table({
+        "place_id": pa.array(gmap_ids, pa.string()),
+        "categories": pa.array(places.categories, pa.list_(pa.string())),
+        "aspects": _aspect_lists(has.sum(axis=1), places.aspects[has]),
+        "zip": pa.array(places.zip.astype(str), pa.string()),
+        "in_mountain_view": places.in_mv, "place_bias": places.bias,
     })
-    atomic_write(paths["truth_places"], place_truth.write_parquet)
+    atomic_write(paths["truth_places"], lambda tmp: pq.write_table(place_truth, tmp))
     return SyntheticSummary(paths, cfg.n_users, int(n_rated.sum()), cfg.n_places,
                             len(lines) + len(duplicates))
