@@ -9,20 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from recpie_core.data.split import FilterConfig, SplitConfig
-
-
-@dataclass(frozen=True)
-class SyntheticSize:
-    n_users: int = 600  # synthetic consumers (not all rate inside the Mountain View zips)
-    n_places: int = 400  # synthetic places across California
-    seed: int = 0
+from recpie_core.data.synthetic import SyntheticConfig
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
     description: str
-    synthetic: SyntheticSize = field(default_factory=SyntheticSize)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     reject_threshold: float = 0.01  # the rejected-reviews check fails above this share
@@ -37,7 +31,7 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile(
         name="paper",
         description="the paper's settings: full Mountain View data, Llama 3.1 8B, 10 seeds; needs a GPU",
-        synthetic=SyntheticSize(n_users=50_000, n_places=140_000),
+        synthetic=SyntheticConfig(n_users=50_000, n_places=140_000),
         filter=FilterConfig(min_ratings=5),
         split=SplitConfig(hist_len=50),
         rounds=3,
