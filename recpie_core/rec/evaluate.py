@@ -7,6 +7,9 @@ per round) enter through ``ModelResult.from_predictions``. ``improvement_table``
 paper's Table 2 comparison, ``results_markdown`` / ``results_json`` / ``plot_results``
 the report, ``attention_readout`` the paper's Fig. 9.
 
+With ``task="classification"`` the predictions are P(rating >= 4): AUC is the metric to
+read; RMSE/MAE then compare probabilities with unit-scale ratings and mean little.
+
 Seeds: seed s builds the model under ``torch.manual_seed(s)`` (in a forked RNG, the
 caller's state untouched) and fits it with ``FitConfig.seed = s`` (shuffling, dropout).
 """
@@ -92,7 +95,8 @@ def evaluate_model(name: str, data: RatingData, seeds: Sequence[int], fit_cfg: F
         fit = fit_rating_model(model, data, replace(fit_cfg, seed=seed), PrefixTracker(tracker, f"{name}/seed{seed}/"))
         preds.append(predict(fit.model, data.test))
         best_epochs.append(fit.best_epoch)
-        first_model = first_model or fit.model
+        if first_model is None:
+            first_model = fit.model
     result = ModelResult.from_predictions(name, dict(zip(seeds, preds)), data.test.rating, best_epochs, first_model)
     tracker.log_metrics({f"{name}/test_{m}": result.mean(m) for m in METRICS if math.isfinite(result.mean(m))}
                         | {f"{name}/test_unit_{m}": result.mean(m, "unit") for m in ("rmse", "mae")
