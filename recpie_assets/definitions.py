@@ -6,7 +6,8 @@ import os
 
 import dagster as dg
 
-from recpie_assets import checks, ingest, split
+from recpie_assets import baselines, checks, ingest, rounds, split
+from recpie_assets.report import build_report_asset
 from recpie_assets.resources import (MlflowResource, RecpieResource, WarehouseIOManager, default_home,
                                      default_profile)
 from recpie_core.profiles import get_profile
@@ -24,9 +25,18 @@ def build_resources(profile: str, home: str, source: str = "") -> dict:
 def build_definitions(profile: str, home: str, source: str = "") -> dg.Definitions:
     """All assets, checks and resources for one profile (its round count shapes the graph)."""
     prof = get_profile(profile)
-    assets = dg.load_assets_from_modules([ingest, split])
+    assets = [*dg.load_assets_from_modules([ingest, split, baselines]), rounds.recommender_r0,
+              rounds.explanation_only, build_report_asset(prof.rounds)]
+    for k in range(1, prof.rounds + 1):
+        assets += rounds.build_round_assets(k)
+    # the whole graph as one job (the UI's "materialize all"), retrained weekly once switched on
+    full = dg.define_asset_job("recpie_full", selection=dg.AssetSelection.all(), tags={"recpie/gpu": "true"})
+    retrain = dg.ScheduleDefinition(name="weekly_retrain", job=full, cron_schedule="0 3 * * 1",
+                                    default_status=dg.DefaultScheduleStatus.STOPPED)
     return dg.Definitions(
         assets=assets,
+        jobs=[full],
+        schedules=[retrain],
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         resources=build_resources(prof.name, home, source),
     )

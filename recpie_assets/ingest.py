@@ -7,7 +7,6 @@ import dagster as dg
 from recpie_assets.metadata import table_metadata
 from recpie_assets.resources import RecpieResource
 from recpie_core.data.google_local import ingest_places, ingest_reviews
-from recpie_core.data.source import resolve_source
 
 
 def _summary_metadata(summary) -> dict:
@@ -23,7 +22,7 @@ def _summary_metadata(summary) -> dict:
 @dg.asset(kinds={"json"}, group_name="ingest")
 def google_local_files(recpie: RecpieResource) -> dg.MaterializeResult:
     """The Google Local files to ingest: the configured folder, or the synthetic dataset."""
-    files = resolve_source(recpie.source, recpie.paths.raw, recpie.get_profile().synthetic)
+    files = recpie.source_files()
     return dg.MaterializeResult(metadata={
         "folder": dg.MetadataValue.path(str(files.reviews[0].parent)),
         "review_files": dg.MetadataValue.json([f.name for f in files.reviews]),
@@ -41,8 +40,7 @@ def google_local_files(recpie: RecpieResource) -> dg.MaterializeResult:
     ],
 )
 def reviews(recpie: RecpieResource):
-    files = resolve_source(recpie.source, recpie.paths.raw, recpie.get_profile().synthetic)
-    home = recpie.paths
+    files, home = recpie.source_files(), recpie.paths
     summary = ingest_reviews(files.reviews, home.table("raw_reviews"), home.table("rejected_reviews"))
     yield dg.MaterializeResult(asset_key="raw_reviews",
                                metadata={**table_metadata(home.table("raw_reviews")), **_summary_metadata(summary)})
@@ -58,8 +56,7 @@ def reviews(recpie: RecpieResource):
     ],
 )
 def places(recpie: RecpieResource):
-    files = resolve_source(recpie.source, recpie.paths.raw, recpie.get_profile().synthetic)
-    home = recpie.paths
+    files, home = recpie.source_files(), recpie.paths
     summary = ingest_places(files.meta, home.table("raw_places"), home.table("rejected_places"))
     yield dg.MaterializeResult(asset_key="raw_places",
                                metadata={**table_metadata(home.table("raw_places")), **_summary_metadata(summary)})

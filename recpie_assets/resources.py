@@ -8,6 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from recpie_core.data.google_local import SourceFiles
+from recpie_core.data.source import resolve_source
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile, get_profile
 
@@ -36,6 +38,10 @@ class RecpieResource(dg.ConfigurableResource):
 
     def get_profile(self) -> Profile:
         return get_profile(self.profile)
+
+    def source_files(self) -> SourceFiles:
+        """The Google Local files: ``source``, or the synthetic dataset (generated on first use)."""
+        return resolve_source(self.source, self.paths.raw, self.get_profile().synthetic)
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
@@ -124,6 +130,20 @@ class MlflowResource(dg.ConfigurableResource):
         # the parent shows the state of the run's latest step
         for run_id in (run.info.run_id, parent):
             client.set_terminated(run_id, "FINISHED")
+
+    def register_recommender(self, run_id: str, folder: Path, name: str = "recpie-recommender") -> str:
+        """Log the checkpoint folder (safetensors + JSON, no pickle flavor) and register it as a
+        new version of ``name``; the ``champion`` alias moves to it. Call from one step only."""
+        client = self.client()
+        client.log_artifacts(run_id, str(folder), "recommender")
+        try:
+            client.create_registered_model(name)
+        except Exception:  # already registered
+            pass
+        source = f"{client.get_run(run_id).info.artifact_uri}/recommender"
+        version = client.create_model_version(name, source, run_id=run_id)
+        client.set_registered_model_alias(name, "champion", version.version)
+        return str(version.version)
 
     def run_url(self, run_id: str) -> str:
         """Where the run shows in ``mlflow ui --backend-store-uri <uri>`` (default port 5000)."""

@@ -30,7 +30,8 @@ tagged as (
     select
         *,
         if(pos <= n_train, 'train', 'test') as split,
-        pos <= n_train and pos > n_train - floor(n_train * $valid_frac) as valid
+        -- at least one validation row per user when valid_frac > 0, never all train rows
+        pos <= n_train and pos > n_train - least(n_train - 1, ceil(n_train * $valid_frac)) as valid
     from sized
 ),
 

@@ -45,10 +45,10 @@ class RatingBatch:
     pos_emb: Tensor | None = None  # (B, E) positive-explanation sentence embedding
     neg_emb: Tensor | None = None  # (B, E) negative-explanation sentence embedding
 
-    def to(self, device: torch.device | str) -> "RatingBatch":
-        return RatingBatch(
-            **{f.name: (None if (v := getattr(self, f.name)) is None else v.to(device)) for f in fields(self)}
-        )
+    def to(self, device: torch.device | str):
+        """A copy (of the same class) with every tensor on ``device``; other fields are shared."""
+        moved = {f.name: (v.to(device) if isinstance(v := getattr(self, f.name), Tensor) else v) for f in fields(self)}
+        return type(self)(**moved)
 
     def __len__(self) -> int:
         return self.user.shape[0]

@@ -10,6 +10,9 @@ from recpie_core.data.batches import RatingBatch
 class RatingModel(nn.Module):
     """Built as ``Model(config, n_users, n_places, n_categories)``; ``forward`` returns (B,).
 
+    Every model keeps ``config``, ``n_users``, ``n_places`` and ``n_categories`` as
+    attributes: checkpoints store them to rebuild the model through the registry.
+
     The output is a rating on the unit scale (r - 1) / 4 for regression, or a logit of
     P(rating >= 4) for classification; ``config.task`` says which. Models that need
     statistics of the training table (the mean baselines) override ``prepare``.

@@ -59,3 +59,10 @@ def test_explanation_shapes_are_checked():
 def test_empty_training_table_is_a_clear_error():
     with pytest.raises(ValueError, match="no training rows"):
         load_rating_data(SPLIT.filter(pl.col("split") == "test"), PLACES)
+
+
+def test_tensors_move_with_their_keys():
+    data = load_rating_data(SPLIT, PLACES, hist_len=3)
+    moved = data.test.to("cpu")
+    assert type(moved) is type(data.test) and moved.keys is data.test.keys
+    assert torch.equal(moved.hist_place, data.test.hist_place)

@@ -1,0 +1,255 @@
+"""Algorithm 1 of the paper: the explainer and the recommender train in alternating rounds.
+
+    recommender_0 <- fit without explanations (constant explanation tokens)
+    for k = 1..R:
+        pie_step:     recommender_{k-1} frozen; sample explanations for training pairs,
+                      reward R = 1/(1 + |y_hat - y|), update LoRA + soft prompt (Eq. 4-7)
+        explain_step: explainer frozen; a positive and a negative explanation for every
+                      train, valid and test row, embedded by the sentence encoder
+        rec_step:     recommender_k <- fit on those embeddings, warm-started from k-1
+
+The ``explanation_only`` variant skips ``pie_step`` (the paper's human-evaluation ablation).
+Each step is a function so that the Dagster assets can run (and re-run) them one by one;
+``run_rounds`` chains them for a notebook. Ratings are on the unit scale (r - 1) / 4.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+import polars as pl
+import torch
+from torch import Tensor
+
+from recpie_core.data.batches import RatingData, RatingTensors
+from recpie_core.data.context import KEY, row_contexts
+from recpie_core.explain.explainer import Explainer
+from recpie_core.explain.pie import rating_reward
+from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
+from recpie_core.explain.prompts import PlaceText, PromptConfig, check_explanation, direct_prompt, explanation_prompt
+from recpie_core.explain.text_encoder import TextEncoder
+from recpie_core.rec.evaluate import ModelResult
+from recpie_core.rec.fit import FitConfig, FitResult, fit_rating_model, predict
+from recpie_core.rec.recpie_dnn import RecPIEDNN
+from recpie_core.rec.registry import build_model
+from recpie_core.tracking import NullTracker, PrefixTracker, Tracker
+
+log = logging.getLogger(__name__)
+VARIANTS = ("recpie", "explanation_only")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    rounds: int = 2  # R, alternating rounds after the explanation-free start
+    variant: str = "recpie"  # "recpie" | "explanation_only" (no PIE updates)
+    pie_pairs: int = 64  # training rows sampled per round for the PIE update
+    gen_batch_size: int = 64  # explanations per generate call
+    max_new_tokens: int = 16  # explanation length cap, in tokens
+    greedy: bool = True  # the recommender reads the policy's most likely explanation
+    seeds: tuple[int, ...] = (0, 1, 2)  # recommender seeds (the LLM side runs once)
+    seed: int = 0  # PIE sampling and pair sampling
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if min(self.pie_pairs, self.gen_batch_size, self.max_new_tokens) < 1:
+            raise ValueError("pie_pairs, gen_batch_size and max_new_tokens must be >= 1")
+        if not self.seeds:
+            raise ValueError("give at least one recommender seed")
+
+
+# --- prompts ---------------------------------------------------------------------------------
+
+def build_prompts(rows: pl.DataFrame, places: pl.DataFrame, cfg: PromptConfig = PromptConfig()) -> pl.DataFrame:
+    """One row per split row (same order): the key, ``pos_prompt``, ``neg_prompt`` (null for
+    single-explanation variants) and ``direct_prompt`` (the LLM-rating baseline's question)."""
+    ctx = row_contexts(rows, places, max_history=cfg.max_history)
+    pos, neg, direct = [], [], []
+    for history, name, category, description in ctx.select(
+            "history", "place_name", "place_category", "place_description").iter_rows():
+        hist = [PlaceText(name=h) for h in history]
+        place = PlaceText(name=name, category=category, description=description)
+        pos.append(explanation_prompt(hist, place, "pos", cfg))
+        neg.append(explanation_prompt(hist, place, "neg", cfg) if "neg" in cfg.polarities else None)
+        direct.append(direct_prompt(hist, place, cfg))
+    return ctx.select(*KEY).with_columns(pl.Series("pos_prompt", pos), pl.Series("neg_prompt", neg, dtype=pl.String),
+                                         pl.Series("direct_prompt", direct))
+
+
+def align(table: pl.DataFrame, tensors: RatingTensors) -> pl.DataFrame:
+    """``table`` rows in the order of ``tensors.keys``; every row must be present."""
+    keys = tensors.keys.select(*KEY).with_row_index("_row")
+    marked = table.unique(list(KEY), keep="first").with_columns(pl.lit(True).alias("_found"))
+    out = keys.join(marked, on=list(KEY), how="left").sort("_row")
+    missing = out["_found"].null_count()
+    if missing:
+        raise ValueError(f"{missing} of {len(tensors)} rows have no entry in the table "
+                         "(was it built from the same split?)")
+    return out.drop("_row", "_found")
+
+
+# --- the three steps ---------------------------------------------------------------------------
+
+@torch.no_grad()
+def user_vectors(recommender: RecPIEDNN, tensors: RatingTensors) -> Tensor:
+    """(N, dim) consumer embeddings of the rows: the soft prompt's input."""
+    recommender.eval()
+    return recommender.user_vectors(tensors.user.to(next(recommender.parameters()).device)).detach().cpu()
+
+
+def explanation_embeddings(encoder: TextEncoder, pos: list[str], neg: list[str] | None) -> tuple[Tensor, Tensor]:
+    """(N, E) each; a missing negative explanation (single-explanation variants) is a zero vector."""
+    pos_emb = encoder.encode(pos)
+    neg_emb = encoder.encode(neg) if neg is not None else torch.zeros_like(pos_emb)
+    return pos_emb, neg_emb
+
+
+def pie_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, prompts: pl.DataFrame,
+             encoder: TextEncoder, pie_cfg: PIEConfig, n_pairs: int, seed: int = 0,
+             tracker: Tracker = NullTracker(), step_offset: int = 0) -> PIEStats:
+    """One round's PIE update of the explainer against the frozen ``recommender``."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data.train), generator=g)[:n_pairs]  # training rows only
+    rows = data.train.batch(idx)
+    table = align(prompts, data.train)
+    pos_prompts = [table["pos_prompt"][i] for i in idx.tolist()]
+    neg_prompts = None if table["neg_prompt"].null_count() else [table["neg_prompt"][i] for i in idx.tolist()]
+    vecs = user_vectors(recommender, data.train)[idx]
+    recommender.eval()
+    device = next(recommender.parameters()).device
+
+    def reward_fn(sel: Tensor, pos_texts: list[str], neg_texts: list[str] | None):
+        pos_emb, neg_emb = explanation_embeddings(encoder, pos_texts, neg_texts)
+        batch = replace(rows, **{f: getattr(rows, f)[sel] for f in
+                                 ("user", "place", "category", "hist_place", "hist_rating", "hist_mask", "rating")},
+                        pos_emb=pos_emb, neg_emb=neg_emb).to(device)
+        with torch.no_grad():
+            y_hat = recommender(batch)
+        reward = rating_reward(y_hat, batch.rating).cpu()  # Eq. 4: one reward per pair, for both texts
+        return reward, (reward if neg_texts is not None else None)
+
+    return pie_update(explainer, pos_prompts, neg_prompts, vecs, reward_fn, pie_cfg, tracker, step_offset)
+
+
+def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, prompts: pl.DataFrame,
+                 encoder: TextEncoder, cfg: LoopConfig, progress: bool = False) -> pl.DataFrame:
+    """Explanations for every train, valid and test row, with their embeddings.
+
+    The soft prompt reads ``recommender``'s consumer embeddings (the first seed's model).
+    Returns one row per split row: the key, ``split``, ``pos_text``, ``neg_text``, ``problems``
+    (what ``check_explanation`` flagged), ``pos_emb`` and ``neg_emb`` (lists of floats).
+    """
+    parts = []
+    for name in ("train", "valid", "test"):
+        tensors = data.part(name)
+        if len(tensors) == 0:
+            continue
+        table = align(prompts, tensors)
+        vecs = user_vectors(recommender, tensors)
+        texts = {}
+        for pol in ("pos", "neg"):
+            col = table[f"{pol}_prompt"]
+            if col.null_count():
+                texts[pol] = None
+                continue
+            raw = explainer.generate(col.to_list(), vecs, max_new_tokens=cfg.max_new_tokens,
+                                     batch_size=cfg.gen_batch_size, seed=cfg.seed, greedy=cfg.greedy,
+                                     progress=progress)
+            texts[pol] = [check_explanation(t) for t in raw]
+        pos, pos_problems = zip(*texts["pos"])
+        neg, neg_problems = zip(*texts["neg"]) if texts["neg"] else (None, [[]] * len(pos))
+        problems = [", ".join([*p, *n]) for p, n in zip(pos_problems, neg_problems)]
+        pos, neg = list(pos), (list(neg) if neg is not None else None)
+        pos_emb, neg_emb = explanation_embeddings(encoder, pos, neg)
+        parts.append(table.select(*KEY).with_columns(
+            pl.lit(name).alias("split"), pl.Series("pos_text", pos), pl.Series("neg_text", neg, dtype=pl.String),
+            pl.Series("problems", problems),
+            pl.Series("pos_emb", pos_emb.numpy()), pl.Series("neg_emb", neg_emb.numpy())))
+        log.info("explained %d %s rows", len(tensors), name)
+    return pl.concat(parts)
+
+
+def with_explanations(data: RatingData, explanations: pl.DataFrame) -> RatingData:
+    """``data`` whose three parts carry the explanation embeddings, aligned row by row."""
+    def attach(t: RatingTensors) -> RatingTensors:
+        if len(t) == 0:
+            return t
+        table = align(explanations.select(*KEY, "pos_emb", "neg_emb"), t)
+        to_tensor = lambda col: torch.from_numpy(table[col].to_numpy()).float()  # noqa: E731
+        return t.with_explanations(to_tensor("pos_emb"), to_tensor("neg_emb"))
+    return replace(data, train=attach(data.train), valid=attach(data.valid), test=attach(data.test))
+
+
+@dataclass
+class RecStepResult:
+    fits: dict[int, FitResult]  # per seed
+    test: ModelResult  # test metrics over seeds
+
+    def states(self) -> dict[int, dict[str, Tensor]]:
+        return {s: f.model.state_dict() for s, f in self.fits.items()}
+
+    @property
+    def valid_rmse(self) -> float:
+        """Mean validation RMSE over seeds (unit scale): what picks the round."""
+        return sum(f.valid["rmse"] for f in self.fits.values()) / len(self.fits)
+
+
+def rec_step(data: RatingData, name: str, fit_cfg: FitConfig, seeds: tuple[int, ...],
+             init_states: dict[int, dict[str, Tensor]] | None = None, overrides: dict | None = None,
+             tracker: Tracker = NullTracker()) -> RecStepResult:
+    """Fit the RecPIE recommender once per seed (warm-started from ``init_states[seed]``)."""
+    fits, preds = {}, {}
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = build_model("recpie", data.vocab.n_users, data.vocab.n_places, data.vocab.n_categories,
+                            task=fit_cfg.task, **(overrides or {}))
+        init = (init_states or {}).get(seed)
+        fits[seed] = fit_rating_model(model, data, replace(fit_cfg, seed=seed),
+                                      PrefixTracker(tracker, f"seed{seed}/"), init_state=init)
+        preds[seed] = predict(fits[seed].model, data.test)
+    test = ModelResult.from_predictions(name, preds, data.test.rating,
+                                        [f.best_epoch for f in fits.values()], fits[seeds[0]].model)
+    return RecStepResult(fits=fits, test=test)
+
+
+# --- the whole loop, for a notebook ------------------------------------------------------------
+
+@dataclass
+class RoundsResult:
+    rounds: list[RecStepResult] = field(default_factory=list)  # index 0: no explanations
+    pie: list[PIEStats | None] = field(default_factory=list)  # per round k >= 1
+    explanations: list[pl.DataFrame] = field(default_factory=list)  # per round k >= 1
+
+    @property
+    def best_round(self) -> int:
+        """The round k >= 1 with the lowest validation RMSE (never the test split)."""
+        return min(range(1, len(self.rounds)), key=lambda k: self.rounds[k].valid_rmse)
+
+
+def run_rounds(explainer: Explainer, data: RatingData, prompts: pl.DataFrame, encoder: TextEncoder,
+               loop_cfg: LoopConfig, fit_cfg: FitConfig, pie_cfg: PIEConfig,
+               tracker: Tracker = NullTracker()) -> RoundsResult:
+    """Algorithm 1 end to end in memory."""
+    overrides = {"expl_dim": encoder.dim}
+    out = RoundsResult()
+    out.rounds.append(rec_step(data, "recpie_r0", fit_cfg, loop_cfg.seeds, overrides=overrides,
+                               tracker=PrefixTracker(tracker, "r0/")))
+    for k in range(1, loop_cfg.rounds + 1):
+        recommender = out.rounds[-1].fits[loop_cfg.seeds[0]].model
+        stats = None
+        if loop_cfg.variant == "recpie":
+            stats = pie_step(explainer, recommender, data, prompts, encoder, pie_cfg, loop_cfg.pie_pairs,
+                             seed=loop_cfg.seed + k, tracker=PrefixTracker(tracker, "pie/"),
+                             step_offset=(k - 1) * pie_cfg.steps)
+        table = explain_step(explainer, recommender, data, prompts, encoder, loop_cfg)
+        step = rec_step(with_explanations(data, table), f"recpie_r{k}", fit_cfg, loop_cfg.seeds,
+                        init_states=out.rounds[-1].states(), overrides=overrides,
+                        tracker=PrefixTracker(tracker, f"r{k}/"))
+        out.rounds.append(step)
+        out.pie.append(stats)
+        out.explanations.append(table)
+        log.info("round %d: valid rmse %.4f, test rmse %.4f (stars)", k, step.valid_rmse, step.test.mean("rmse"))
+    return out
