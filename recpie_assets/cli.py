@@ -118,6 +118,15 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from recpie_core.case_study import explain_pair
+    from recpie_core.paths import RecpieHome
+    from recpie_core.profiles import get_profile
+
+    print(explain_pair(RecpieHome(_home(args)), get_profile(args.profile), args.user, args.place).render())
+    return 0
+
+
 def cmd_ui(args) -> int:
     home = _home(args)
     _instance(home)
@@ -148,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="print the latest evaluation table")
     rep.set_defaults(fn=cmd_report)
+
+    ex = sub.add_parser("explain", help="the case study of one (user, place) pair, from the latest round")
+    ex.add_argument("--user", required=True)
+    ex.add_argument("--place", required=True)
+    ex.add_argument("--profile", default=os.environ.get("RECPIE_PROFILE", "demo"), choices=sorted(PROFILES))
+    ex.set_defaults(fn=cmd_explain)
 
     ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
