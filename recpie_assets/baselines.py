@@ -1,6 +1,5 @@
 """Baselines on the same split, seeds and early stopping as RecPIE."""
 
-from __future__ import annotations
 
 import dagster as dg
 

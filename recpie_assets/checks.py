@@ -1,6 +1,5 @@
 """Asset checks: the core computes the numbers, each check turns them into a verdict."""
 
-from __future__ import annotations
 
 import dagster as dg
 import polars as pl

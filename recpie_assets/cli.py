@@ -87,7 +87,9 @@ def cmd_run(args) -> int:
     mlflow = build_resources(args.profile, str(home.root), source)["mlflow"]
     mlflow.kill_stale_runs(lambda run_id: (r := instance.get_run_by_id(run_id)) is not None and not r.is_finished)
 
-    job = dg.define_asset_job("recpie_cli_run", selection=dg.AssetSelection.assets(*keys))
+    # a multi-asset (reviews + rejected_reviews) runs whole, so take its siblings along
+    job = dg.define_asset_job("recpie_cli_run",
+                              selection=dg.AssetSelection.assets(*keys).required_multi_asset_neighbors())
     run_defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     print(f"recpie: materializing {len(keys)} assets (profile {args.profile}) into {home.root}")
     result = run_defs.resolve_job_def("recpie_cli_run").execute_in_process(

@@ -1,6 +1,5 @@
 """Raw Google Local ingestion: the source files, reviews and places, with quarantine."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """The evaluation report: RecPIE per round next to every baseline, as metadata, files and MLflow."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """Resources: where state lives (RECPIE_HOME), which profile runs, and MLflow."""
 
-from __future__ import annotations
 
 import os
 from contextlib import contextmanager

@@ -5,7 +5,6 @@ cycle, so rounds are separate assets made by ``build_round_assets(k)``; each sho
 UI and re-runs alone. ``recommender_r0`` starts the chain without explanations.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

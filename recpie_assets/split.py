@@ -1,6 +1,5 @@
 """The Mountain View filter and the user-temporal split."""
 
-from __future__ import annotations
 
 import dagster as dg
 import polars as pl
