@@ -94,6 +94,7 @@ def cmd_run(args) -> int:
     print(f"recpie: materializing {len(keys)} assets (profile {args.profile}) into {home.root}")
     result = run_defs.resolve_job_def("recpie_cli_run").execute_in_process(
         instance=instance, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},  # not every event
         tags={"recpie/launcher": "cli", "recpie/pid": str(os.getpid()), "recpie/profile": args.profile},
     )
     if result.success:

@@ -2,6 +2,7 @@
 
 ``demo``  the embedded default: synthetic Google Local data, SmolLM2-135M and MiniLM on
           the CPU; the whole pipeline (2 rounds, baselines, report) in minutes on 2 cores.
+``smoke`` the smallest whole run, for tests.
 ``paper`` the paper's settings: the full Mountain View data (filter mode ``users``),
           Llama 3.1 8B with LoRA, DistilBERT-sized sentence embeddings, lr 0.01, batch 256,
           10 epochs, 10 seeds. Needs a GPU (CUDA, bf16); point ``--source`` at the real files.
@@ -60,6 +61,18 @@ PROFILES: dict[str, Profile] = {
         loop=LoopConfig(rounds=2, pie_pairs=64, max_new_tokens=16, gen_batch_size=64, seeds=(0, 1, 2)),
         pie=PIEConfig(steps=4, batch_size=16, micro_batch=16, max_new_tokens=16, lr=3e-4),
         prompt=PromptConfig(max_history=5, description_chars=120),
+    ),
+    "smoke": Profile(
+        name="smoke",
+        description="the smallest whole run (tests): 1 round, 1 seed, a few dozen ratings, short explanations",
+        synthetic=SyntheticConfig(n_users=30, n_places=40, ratings_per_user_mean=8.0),
+        split=SplitConfig(hist_len=5),
+        fit=FitConfig(epochs=3, patience=2, progress=False),
+        baselines=("global_mean", "mf", "sasrec", "recpie_no_expl"),
+        loop=LoopConfig(rounds=1, pie_pairs=8, max_new_tokens=6, gen_batch_size=64, seeds=(0,)),
+        pie=PIEConfig(steps=1, batch_size=4, micro_batch=4, max_new_tokens=6),
+        prompt=PromptConfig(max_history=3, description_chars=60),
+        direct=DirectConfig(max_new_tokens=3),
     ),
     "paper": Profile(
         name="paper",
