@@ -13,7 +13,7 @@ from recpie_core import steps
           group_name="variants")
 def baselines(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
     """Means, MF, NCF, SASRec, BERT4Rec, DIN and Ablation 1: test predictions per seed."""
-    with mlflow.step_run(context, "baselines", recpie.profile) as tracker:
+    with mlflow.step_run(context, "baselines", recpie) as tracker:
         summary = steps.run_baselines(recpie.paths, recpie.get_profile(), tracker)
     return dg.MaterializeResult(metadata={
         **table_metadata(recpie.paths.table("baselines")),
@@ -23,7 +23,10 @@ def baselines(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow:
 
 @dg.asset(deps=["user_temporal_split", "raw_places"], pool=GPU_POOL, op_tags=GPU_TAGS, kinds={"pytorch"},
           group_name="variants")
-def llm_direct(recpie: RecpieResource):
+def llm_direct(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
     """The paper's direct-recommendation baseline: the LLM asked for each test rating."""
-    summary = steps.run_llm_direct(recpie.paths, recpie.get_profile())
-    return dg.MaterializeResult(metadata={**summary, **table_metadata(recpie.paths.table("llm_direct"))})
+    with mlflow.step_run(context, "llm_direct", recpie) as tracker:
+        summary = steps.run_llm_direct(recpie.paths, recpie.get_profile())
+        tracker.log_metrics(summary)
+    return dg.MaterializeResult(metadata={**summary, **table_metadata(recpie.paths.table("llm_direct")),
+                                          "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})

@@ -59,10 +59,19 @@ def _mark_dead_runs_failed(instance) -> None:
             instance.report_run_failed(run, "process ended without finishing the run (killed?)")
 
 
+def _last_failed_run(instance) -> str:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={"recpie/launcher": "cli"}), limit=1)
+    if not runs:
+        raise UserError("no failed `recpie run` to resume")
+    return runs[0].run_id
+
+
 def cmd_run(args) -> int:
     import dagster as dg
 
-    from recpie_assets.definitions import build_definitions, build_resources
+    from recpie_assets import definitions
     from recpie_core.data.google_local import find_source_files
     from recpie_core.io import sweep_temp_files
     from recpie_core.paths import RecpieHome
@@ -72,10 +81,13 @@ def cmd_run(args) -> int:
     if args.source:
         source = str(Path(args.source).resolve())
         find_source_files(Path(source))  # fail here, in one line, not inside a step
-    defs = build_definitions(args.profile, str(home.root), source)
+    # the job is rebuilt from these in each process that runs it (dg.reconstructable)
+    os.environ.update(RECPIE_HOME=str(home.root), RECPIE_PROFILE=args.profile, RECPIE_SOURCE=source)
+    defs = definitions.build_definitions(args.profile, str(home.root), source)
     try:
         selection = dg.AssetSelection.from_coercible(args.select) if args.select else dg.AssetSelection.all()
-        keys = selection.resolve(defs.resolve_asset_graph())
+        # a multi-asset (reviews + rejected_reviews) runs whole, so take its siblings along
+        keys = selection.required_multi_asset_neighbors().resolve(defs.resolve_asset_graph())
     except Exception as exc:  # Dagster's selection errors
         raise UserError(f"bad --select {args.select!r}: {exc}") from None
     if not keys:
@@ -84,18 +96,19 @@ def cmd_run(args) -> int:
     instance = _instance(home.root)
     _mark_dead_runs_failed(instance)
     sweep_temp_files(home.warehouse)
-    mlflow = build_resources(args.profile, str(home.root), source)["mlflow"]
+    sweep_temp_files(home.models)
+    mlflow = definitions.build_resources(args.profile, str(home.root), source)["mlflow"]
     mlflow.kill_stale_runs(lambda run_id: (r := instance.get_run_by_id(run_id)) is not None and not r.is_finished)
 
-    # a multi-asset (reviews + rejected_reviews) runs whole, so take its siblings along
-    job = dg.define_asset_job("recpie_cli_run",
-                              selection=dg.AssetSelection.assets(*keys).required_multi_asset_neighbors())
-    run_defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
-    print(f"recpie: materializing {len(keys)} assets (profile {args.profile}) into {home.root}")
-    result = run_defs.resolve_job_def("recpie_cli_run").execute_in_process(
-        instance=instance, raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},  # not every event
+    options = dg.ReexecutionOptions.from_failure(_last_failed_run(instance), instance) if args.resume else None
+    what = "resuming the last failed run" if options else f"materializing {len(keys)} assets"
+    print(f"recpie: {what} (profile {args.profile}) in {home.root}")
+    result = dg.execute_job(
+        dg.reconstructable(definitions.full_job), instance,
+        run_config={"execution": {"config": {"in_process": {}}},  # one process: 2 cores, large models
+                    "loggers": {"console": {"config": {"log_level": "INFO"}}}},  # not every event
         tags={"recpie/launcher": "cli", "recpie/pid": str(os.getpid()), "recpie/profile": args.profile},
+        asset_selection=None if options else sorted(keys, key=str), reexecution_options=options,
     )
     if result.success:
         print(f"recpie: run {result.run_id} succeeded; tables in {home.warehouse}")
@@ -109,7 +122,8 @@ def cmd_run(args) -> int:
         elif event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
             print(f"recpie: check {event.event_specific_data.check_name} on "
                   f"{event.event_specific_data.asset_key.to_user_string()} failed", file=sys.stderr)
-    print(f"recpie: run {result.run_id} failed (details: `make dagster`, then open the run)", file=sys.stderr)
+    print(f"recpie: run {result.run_id} failed; fix the cause, then `recpie run --resume` re-runs only the "
+          "failed steps and what depends on them", file=sys.stderr)
     return 1
 
 
@@ -156,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", default=os.environ.get("RECPIE_PROFILE", "demo"), choices=sorted(PROFILES))
     r.add_argument("--source", help="folder of Google Local files (review-*.json[.gz], meta-*.json[.gz])")
     r.add_argument("--select", help="Dagster asset selection, e.g. '*user_temporal_split'")
+    r.add_argument("--resume", action="store_true",
+                   help="re-execute the last failed run from its failure (finished steps are not redone)")
     r.set_defaults(fn=cmd_run)
 
     rep = sub.add_parser("report", help="print the latest evaluation table")

@@ -43,3 +43,10 @@ def build_definitions(profile: str, home: str, source: str = "") -> dg.Definitio
 
 
 defs = build_definitions(default_profile(), default_home(), os.environ.get("RECPIE_SOURCE", ""))
+
+
+def full_job() -> dg.JobDefinition:
+    """The whole graph as a job, rebuilt from the environment: what `recpie run` executes
+    (via ``dg.reconstructable``, which re-execution from a failure needs)."""
+    return build_definitions(default_profile(), default_home(),
+                             os.environ.get("RECPIE_SOURCE", "")).resolve_job_def("recpie_full")

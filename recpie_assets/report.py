@@ -16,7 +16,7 @@ def build_report_asset(rounds: int) -> dg.AssetsDefinition:
         Registers the selected round's recommender in MLflow and moves its @champion alias."""
         home = recpie.paths
         doc = build_report(home, recpie.get_profile(), truth_dir=recpie.source_files().reviews[0].parent)
-        with mlflow.step_run(context, "evaluation_report", recpie.profile) as tracker:
+        with mlflow.step_run(context, "evaluation_report", recpie) as tracker:
             tracker.log_metrics({f"{name}/{m}": v for name, e in doc["models"].items()
                                  for m, v in [("rmse", e["rmse"]), ("mae", e["mae"]), ("auc", e["auc"]),
                                               ("unit_rmse", e["unit"]["rmse"]), ("unit_mae", e["unit"]["mae"])]

@@ -2,7 +2,9 @@
 
 
 import os
+import signal
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +24,17 @@ def default_home() -> str:
 
 def default_profile() -> str:
     return os.environ.get("RECPIE_PROFILE", "demo")
+
+
+def crash_point(asset: str) -> None:
+    """Crash tests: ``RECPIE_CRASH_AT=<asset>`` makes that asset's step raise,
+    ``RECPIE_CRASH_AT=<asset>:kill`` SIGKILLs the whole process, as an OOM killer would."""
+    target, _, how = os.environ.get("RECPIE_CRASH_AT", "").partition(":")
+    if target != asset:
+        return
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise RuntimeError(f"RECPIE_CRASH_AT={target}: injected failure")
 
 
 class RecpieResource(dg.ConfigurableResource):
@@ -112,16 +125,20 @@ class MlflowResource(dg.ConfigurableResource):
         return run.info.run_id
 
     @contextmanager
-    def step_run(self, context: dg.AssetExecutionContext, name: str, profile: str):
-        """A nested MLflow run for one asset step; closed FINISHED or FAILED whatever happens."""
+    def step_run(self, context: dg.AssetExecutionContext, name: str, recpie: RecpieResource):
+        """A nested MLflow run for one asset step, with the profile as params; closed
+        FINISHED or FAILED whatever happens."""
         from recpie_core.tracking import MlflowTracker
 
+        crash_point(name)
         client = self.client()
-        parent = self.parent_run_id(context.run_id, profile)
+        parent = self.parent_run_id(context.run_id, recpie.profile)
         run = client.create_run(self.experiment_id(), run_name=name, tags={
             "mlflow.parentRunId": parent, "dagster_run_id": context.run_id, "dagster_asset": name})
+        tracker = MlflowTracker(client, run.info.run_id)
         try:
-            yield MlflowTracker(client, run.info.run_id)
+            tracker.log_params(asdict(recpie.get_profile()))
+            yield tracker
         except BaseException:
             for run_id in (run.info.run_id, parent):
                 client.set_terminated(run_id, "FAILED")

@@ -24,7 +24,7 @@ def _result(summary: dict, run_url: str, **extra) -> dg.MaterializeResult:
           metadata=MODELS, group_name="rounds")
 def recommender_r0(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
     """The RecPIE recommender before any explanation (constant explanation tokens)."""
-    with mlflow.step_run(context, "recommender_r0", recpie.profile) as tracker:
+    with mlflow.step_run(context, "recommender_r0", recpie) as tracker:
         summary = steps.train_recommender_r0(recpie.paths, recpie.get_profile(), tracker)
     return _result(summary, mlflow.run_url(tracker.run_id), path=dg.MetadataValue.path(str(recpie.paths.models / "recommender_r0")))
 
@@ -38,22 +38,25 @@ def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
               op_tags=GPU_TAGS, kinds={"pytorch"}, metadata=MODELS, group_name="rounds")
     def lora_adapter(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
         """PIE update of the explainer (LoRA + soft prompt) against the frozen previous recommender."""
-        with mlflow.step_run(context, f"lora_adapter_r{k}", recpie.profile) as tracker:
+        with mlflow.step_run(context, f"lora_adapter_r{k}", recpie) as tracker:
             summary = steps.update_lora(recpie.paths, recpie.get_profile(), k, tracker)
         return _result(summary, mlflow.run_url(tracker.run_id))
 
     @dg.asset(name=f"explanations_r{k}", deps=[lora_adapter, prev_rec], pool=GPU_POOL, op_tags=GPU_TAGS,
               kinds={"pytorch", "parquet"}, group_name="rounds")
-    def explanations(context: dg.AssetExecutionContext, recpie: RecpieResource):
+    def explanations(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
         """Positive and negative explanations, with embeddings, for every train, valid and test row."""
-        summary = steps.generate_explanations(recpie.paths, recpie.get_profile(), k)
-        return dg.MaterializeResult(metadata={**summary, **table_metadata(recpie.paths.table(f"explanations_r{k}"))})
+        with mlflow.step_run(context, f"explanations_r{k}", recpie) as tracker:
+            summary = steps.generate_explanations(recpie.paths, recpie.get_profile(), k)
+            tracker.log_metrics({k_: v for k_, v in summary.items() if isinstance(v, (int, float))})
+        return _result(summary, mlflow.run_url(tracker.run_id),
+                       **table_metadata(recpie.paths.table(f"explanations_r{k}")))
 
     @dg.asset(name=f"recommender_r{k}", deps=[explanations, prev_rec], pool=GPU_POOL, op_tags=GPU_TAGS,
               kinds={"pytorch"}, metadata=MODELS, group_name="rounds")
     def recommender(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
         """The recommender trained on this round's explanations, warm-started from the previous round."""
-        with mlflow.step_run(context, f"recommender_r{k}", recpie.profile) as tracker:
+        with mlflow.step_run(context, f"recommender_r{k}", recpie) as tracker:
             summary = steps.train_recommender_round(recpie.paths, recpie.get_profile(), k, tracker)
         return _result(summary, mlflow.run_url(tracker.run_id))
 
@@ -64,7 +67,7 @@ def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
           metadata=MODELS, group_name="variants")
 def explanation_only(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
     """The paper's explanation-only variant: explanations without PIE updates, then the recommender."""
-    with mlflow.step_run(context, "explanation_only", recpie.profile) as tracker:
+    with mlflow.step_run(context, "explanation_only", recpie) as tracker:
         summary = steps.explanation_only(recpie.paths, recpie.get_profile(), tracker)
     return _result(summary, mlflow.run_url(tracker.run_id))
 

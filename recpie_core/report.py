@@ -122,6 +122,9 @@ def _finite(d):
     return None if isinstance(d, float) and not math.isfinite(d) else d
 
 
+_METRIC_LABEL = {"rmse": "RMSE (stars)", "mae": "MAE (stars)", "auc": "AUC"}
+
+
 def _fmt(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"
 
@@ -136,7 +139,7 @@ def _markdown(results, compared, best, valid, quality, attention, profile) -> st
              results_markdown(results).rstrip(), "",
              f"Improvement of `{REFERENCE}` over the best baseline (paper Table 2; positive = RecPIE better):", "",
              "| metric | recpie | best baseline | its value | improvement |", "|---|---:|---|---:|---:|",
-             *[f"| {r['metric'].upper()} (stars) | {_fmt(r['reference'])} | {r['best_other'] or 'n/a'} | "
+             *[f"| {_METRIC_LABEL[r['metric']]} | {_fmt(r['reference'])} | {r['best_other'] or 'n/a'} | "
                f"{_fmt(r['best_other_value'])} | {r['improvement_pct']:+.2f}% |" for r in improvement_table(compared, REFERENCE)],
              "",
              "## Explanation quality (test rows)", "",

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 from mlflow.tracking import MlflowClient
 
-from recpie_assets.resources import MlflowResource
+from recpie_assets.resources import MlflowResource, RecpieResource
 
 
 @pytest.fixture(scope="module")
@@ -18,24 +18,29 @@ def mlflow_res(tmp_path_factory):
     return res
 
 
-def test_step_runs_nest_under_one_parent_per_dagster_run(mlflow_res):
+@pytest.fixture
+def recpie(tmp_path):
+    return RecpieResource(home=str(tmp_path), profile="smoke")
+
+
+def test_step_runs_nest_under_one_parent_per_dagster_run(mlflow_res, recpie):
     context = dg.build_asset_context()
-    with mlflow_res.step_run(context, "stepA", "demo") as tracker:
-        tracker.log_params({"fit": {"lr": 0.01}})
+    with mlflow_res.step_run(context, "stepA", recpie) as tracker:
         tracker.log_metrics({"loss": 0.5, "bad": float("nan")}, step=1)
-    with mlflow_res.step_run(context, "stepB", "demo") as tracker_b:
+    with mlflow_res.step_run(context, "stepB", recpie) as tracker_b:
         pass
     client = MlflowClient(mlflow_res.uri())
     a, b = client.get_run(tracker.run_id), client.get_run(tracker_b.run_id)
     assert a.data.tags["mlflow.parentRunId"] == b.data.tags["mlflow.parentRunId"]
-    assert a.data.params == {"fit.lr": "0.01"} and a.data.metrics == {"loss": 0.5}
+    assert a.data.params["fit.lr"] == "0.01" and a.data.params["name"] == "smoke"
+    assert a.data.metrics == {"loss": 0.5}
     assert a.info.status == "FINISHED"
 
 
-def test_a_failing_step_marks_its_run_failed(mlflow_res):
+def test_a_failing_step_marks_its_run_failed(mlflow_res, recpie):
     context = dg.build_asset_context()
     with pytest.raises(RuntimeError):
-        with mlflow_res.step_run(context, "broken", "demo") as tracker:
+        with mlflow_res.step_run(context, "broken", recpie) as tracker:
             raise RuntimeError("boom")
     assert MlflowClient(mlflow_res.uri()).get_run(tracker.run_id).info.status == "FAILED"
 
