@@ -1,0 +1,241 @@
+"""The explainer: a LoRA-adapted causal LLM with a per-consumer soft prompt.
+
+One input layout serves generation and log-probabilities alike, so the policy that samples
+is the policy that is scored. Each row is, left-padded to the batch's length,
+
+    [pad ... pad] [soft_1 .. soft_P] [prompt tokens] [completion tokens]
+     mask 0        mask 1             mask 1          mask 1 (log-probs only)
+
+with ``position_ids = cumsum(mask) - 1`` (what ``generate`` derives from the mask itself).
+The soft tokens are ``SoftPromptProjector(user_vecs)``; with ``user_vecs=None`` or
+``n_soft_tokens=0`` there are none.
+
+The reference policy (``use_adapter=False``) is the same model under peft's
+``disable_adapter()`` with the *same* projected soft prompt, detached and without gradient:
+the soft prompt is part of the input, not of the policy being regularised, so
+pi/pi_ref measures what the LoRA adapters changed, for this consumer's input. (As the
+projector trains, the reference's input moves with it.)
+
+Prompts are user-message strings (``prompts.explanation_prompt``); they are tokenized here
+through the chat template with ``split_special_tokens=True`` (``prompts.encode_prompt``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from types import EllipsisType
+
+import torch
+from peft import PeftModel
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+from transformers import GenerationConfig, PreTrainedTokenizerBase
+
+from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm, resolve_device
+from recpie_core.explain.prompts import encode_data, encode_prompt
+from recpie_core.explain.soft_prompt import SoftPromptProjector
+from recpie_core.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+class Explainer:
+    """Bundles the peft model, its tokenizer, the soft-prompt projector and the config."""
+
+    def __init__(self, model: PeftModel, tokenizer: PreTrainedTokenizerBase,
+                 projector: SoftPromptProjector | None, cfg: LLMConfig):
+        self.model, self.tokenizer, self.projector, self.cfg = model, tokenizer, projector, cfg
+        self.model.eval()  # peft leaves a fresh or loaded adapter in train mode (LoRA dropout on)
+        if projector is not None:
+            projector.to(self.device)
+
+    # --- construction and checkpoints -----------------------------------------------------
+
+    @classmethod
+    def create(cls, cfg: LLMConfig, cache_dir: Path, user_dim: int = 8, seed: int = 0) -> "Explainer":
+        """Base model from ``load_causal_lm``, fresh LoRA adapters and a fresh projector."""
+        base, tokenizer = load_causal_lm(cfg, cache_dir)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = add_lora(base, cfg)
+            projector = None
+            if cfg.n_soft_tokens > 0:
+                emb = base.get_input_embeddings().weight
+                projector = SoftPromptProjector(user_dim, emb.shape[1], cfg.n_soft_tokens,
+                                                init_std=float(emb.float().std()))
+        return cls(model, tokenizer, projector, cfg)
+
+    def save(self, folder: Path) -> Path:
+        """LoRA adapter (``adapter_model.safetensors``), projector (safetensors + JSON), config."""
+
+        def write(tmp: Path) -> None:
+            tmp.mkdir(parents=True)
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            if self.projector is not None:
+                self.projector.save(tmp)
+            (tmp / "explainer.json").write_text(json.dumps({"llm": self.cfg.to_dict()}, indent=2))
+
+        return atomic_write(Path(folder), write)
+
+    @classmethod
+    def load(cls, folder: Path, cache_dir: Path, device: str | None = None) -> "Explainer":
+        """An explainer saved by ``save``; ``device`` overrides the saved config's device."""
+        folder = Path(folder)
+        if not (folder / "adapter_model.safetensors").is_file():
+            raise FileNotFoundError(f"{folder} has no adapter_model.safetensors (other formats are refused)")
+        cfg = LLMConfig.from_dict(json.loads((folder / "explainer.json").read_text())["llm"])
+        if device is not None:
+            cfg = LLMConfig.from_dict({**cfg.to_dict(), "device": device})
+        base, tokenizer = load_causal_lm(cfg, cache_dir)
+        model = PeftModel.from_pretrained(base, folder, is_trainable=True)
+        projector = None
+        if (folder / "soft_prompt.safetensors").is_file():
+            projector = SoftPromptProjector.load(folder)
+        return cls(model, tokenizer, projector, cfg)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """LoRA parameters and projector parameters: everything the PIE update may change."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.projector is not None:
+            params += list(self.projector.parameters())
+        return params
+
+    def encode(self, prompts: Sequence[str], system: str | None | EllipsisType = ...) -> list[list[int]]:
+        """Chat-template token ids; ``system`` overrides ``cfg.system_prompt`` (``...``: keep it)."""
+        system = self.cfg.system_prompt if system is ... else system
+        return [encode_prompt(self.tokenizer, p, system) for p in prompts]
+
+    def _inputs(self, rows: list[list[int]], user_vecs: Tensor | None, grad: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """Left-padded ``[soft][row]`` sequences: (inputs_embeds (B,L,H), mask (B,L), ids (B,L))."""
+        n_soft = self.projector.n_tokens if (self.projector is not None and user_vecs is not None) else 0
+        pad = self.tokenizer.pad_token_id
+        lengths = [n_soft + len(r) for r in rows]
+        L = max(lengths)
+        ids = torch.full((len(rows), L), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), L), dtype=torch.long)
+        for i, (r, n) in enumerate(zip(rows, lengths)):
+            ids[i, L - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, L - n:] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        embeds = self.model.get_input_embeddings()(ids)  # (B, L, H)
+        if n_soft:
+            with nullcontext() if grad else torch.no_grad():
+                soft = self.projector(user_vecs.to(self.device)).to(embeds.dtype)  # (B, P, H)
+            if not grad:
+                soft = soft.detach()
+            start = torch.tensor([L - n for n in lengths], device=self.device)  # (B,)
+            idx = (start[:, None] + torch.arange(n_soft, device=self.device))  # (B, P)
+            embeds = embeds.scatter(1, idx[:, :, None].expand(-1, -1, embeds.shape[2]), soft)
+        return embeds, mask, ids
+
+    @staticmethod
+    def _check(prompts: Sequence, user_vecs: Tensor | None) -> None:
+        if user_vecs is not None and user_vecs.shape[0] != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {user_vecs.shape[0]} user vectors")
+
+    # --- generation -------------------------------------------------------------------------
+
+    def generate_ids(self, prompts: Sequence[str], user_vecs: Tensor | None, max_new_tokens: int = 24,
+                     batch_size: int = 32, seed: int = 0, greedy: bool = False, temperature: float = 1.0,
+                     top_p: float = 1.0, progress: bool = False,
+                     system: str | None | EllipsisType = ..., reply_prefix: str = "") -> list[list[int]]:
+        """Completion token ids per prompt, cut after the first end-of-sequence token (kept).
+
+        ``reply_prefix`` (trusted text) starts the assistant's reply; it is not part of the
+        returned ids. Prompts are sorted by length into batches (less padding) and put back in order.
+        Sampling is seeded per batch inside ``fork_rng``: the same prompts, vectors, batch size
+        and seed give the same ids, and the global RNG state is left untouched.
+        """
+        self._check(prompts, user_vecs)
+        rows = self.encode(prompts, system)
+        if reply_prefix:
+            prefix = encode_data(self.tokenizer, reply_prefix)
+            rows = [r + prefix for r in rows]
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        eos = self._eos_ids()
+        gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=not greedy,
+                                   temperature=temperature if not greedy else None,
+                                   top_p=top_p if not greedy else None, top_k=None,
+                                   pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos)
+        out: list[list[int]] = [[] for _ in rows]
+        was_training = self.model.training
+        self.model.eval()
+        devices = [self.device] if self.device.type == "cuda" else []
+        starts = range(0, len(rows), batch_size)
+        for b, start in enumerate(tqdm(starts, desc="generate", disable=not progress)):
+            batch = order[start:start + batch_size]
+            vecs = user_vecs[batch] if user_vecs is not None else None
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed * 1_000_003 + b)
+                embeds, mask, _ = self._inputs([rows[i] for i in batch], vecs, grad=False)
+                gen = self.model.generate(inputs_embeds=embeds, attention_mask=mask, generation_config=gen_cfg)
+            for i, seq in zip(batch, gen.tolist()):  # only new tokens: the input was embeddings
+                cut = next((j + 1 for j, t in enumerate(seq) if t in eos), len(seq))
+                out[i] = seq[:cut]
+        self.model.train(was_training)
+        return out
+
+    def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        return [self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in ids]
+
+    def generate(self, prompts: Sequence[str], user_vecs: Tensor | None, max_new_tokens: int = 24,
+                 batch_size: int = 32, seed: int = 0, greedy: bool = False, **kw) -> list[str]:
+        """Decoded completions (special tokens dropped); see ``generate_ids``."""
+        return self.decode(self.generate_ids(prompts, user_vecs, max_new_tokens, batch_size, seed, greedy, **kw))
+
+    def _eos_ids(self) -> list[int]:
+        eos = self.model.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos:
+            eos.append(self.tokenizer.eos_token_id)
+        return eos
+
+    # --- scoring ----------------------------------------------------------------------------
+
+    def sequence_logprobs(self, prompts: Sequence[str], user_vecs: Tensor | None,
+                          completions: Sequence[str] | Sequence[Sequence[int]],
+                          use_adapter: bool = True) -> tuple[Tensor, Tensor]:
+        """Per-token log-probabilities of each completion given its prompt (and soft prompt).
+
+        ``completions`` are token-id lists (from ``generate_ids``: exact) or strings
+        (re-tokenized as data). Returns ``logp`` (N, T) float32 and ``mask`` (N, T) float32,
+        token t of completion i in column t, T the longest completion. With
+        ``use_adapter=True`` the graph reaches the LoRA and projector parameters (the model's
+        current train/eval mode decides LoRA dropout); with False it is the reference
+        policy: adapters disabled, soft prompt detached, no gradient.
+        """
+        self._check(prompts, user_vecs)
+        if len(completions) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        comp = [encode_data(self.tokenizer, c) if isinstance(c, str) else list(c) for c in completions]
+        n = len(comp)
+        T = max([len(c) for c in comp] + [1])
+        rows = [p + c for p, c in zip(self.encode(prompts), comp)]
+        c_len = torch.tensor([len(c) for c in comp], device=self.device)  # (N,)
+        ctx = nullcontext() if use_adapter else self.model.disable_adapter()
+        with ctx, (nullcontext() if use_adapter else torch.no_grad()):
+            embeds, mask, ids = self._inputs(rows, user_vecs, grad=use_adapter)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (N, L), what generate derives
+            logits = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
+                                logits_to_keep=T + 1, use_cache=False).logits  # (N, T+1, V)
+            logits = logits[:, :-1].float()  # (N, T, V): predicts the last T tokens
+            target = ids[:, -T:]  # (N, T)
+            logp = logits.gather(-1, target[:, :, None]).squeeze(-1) - logits.logsumexp(-1)  # (N, T)
+        # the completion is right-aligned (it ends each row): move token t to column t
+        shift = (T - c_len)[:, None]  # (N, 1)
+        col = torch.arange(T, device=self.device)[None, :]  # (1, T)
+        logp = logp.gather(1, (col + shift).clamp(max=T - 1))  # (N, T)
+        out_mask = (col < c_len[:, None]).float()  # (N, T)
+        logp = logp * out_mask
+        assert logp.shape == (n, T)
+        return logp, out_mask
