@@ -178,7 +178,7 @@ def with_explanations(data: RatingData, explanations: pl.DataFrame) -> RatingDat
         if len(t) == 0:
             return t
         table = align(explanations.select(*KEY, "pos_emb", "neg_emb"), t)
-        to_tensor = lambda col: torch.from_numpy(table[col].to_numpy()).float()  # noqa: E731
+        to_tensor = lambda col: torch.from_numpy(table[col].to_numpy().copy()).float()  # noqa: E731
         return t.with_explanations(to_tensor("pos_emb"), to_tensor("neg_emb"))
     return replace(data, train=attach(data.train), valid=attach(data.valid), test=attach(data.test))
 

@@ -1,0 +1,65 @@
+"""The whole method through `recpie run` on the smoke profile (real SmolLM2, MiniLM, Dagster,
+MLflow): a failed round resumes without redoing finished steps, and the report, `recpie
+report` and `recpie explain` show every model."""
+
+import json
+
+import polars as pl
+import pytest
+
+from recpie_assets.cli import main
+from recpie_core.profiles import BASELINES, get_profile
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_home(tmp_path_factory):
+    """A smoke run that crashed in recommender_r1, then resumed."""
+    home = tmp_path_factory.mktemp("home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DAGSTER_HOME", str(home / "dagster"))
+    mp.setenv("RECPIE_CRASH_AT", "recommender_r1")
+    assert main(["--home", str(home), "run", "--profile", "smoke"]) == 1
+    stamps = {p: (home / p).stat().st_mtime_ns for p in
+              ("warehouse/explanations_r1.parquet", "models/lora_adapter_r1", "models/recommender_r0")}
+    assert not (home / "models" / "recommender_r1").exists()
+    mp.delenv("RECPIE_CRASH_AT")
+    assert main(["--home", str(home), "run", "--profile", "smoke", "--resume"]) == 0
+    mp.undo()
+    return home, stamps
+
+
+def test_resume_redoes_only_the_failed_round(finished_home):
+    home, stamps = finished_home
+    for path, mtime in stamps.items():
+        assert (home / path).stat().st_mtime_ns == mtime, f"{path} was redone"
+    assert (home / "models" / "recommender_r1" / "seed0" / "model.safetensors").is_file()
+
+
+def test_report_has_every_model_on_both_scales(finished_home, capsys):
+    home, _ = finished_home
+    doc = json.loads((home / "reports" / "evaluation.json").read_text())
+    smoke = get_profile("smoke")
+    expected = {"recpie", "recpie_r0", "recpie_r1", "explanation_only", "llm_direct", *smoke.baselines}
+    assert expected <= set(doc["models"])
+    for name, entry in doc["models"].items():
+        assert 0 < entry["rmse"] < 4 and 0 < entry["unit"]["rmse"] < 1, name
+        assert entry["unit"]["rmse"] == pytest.approx(entry["rmse"] / 4, rel=1e-4)  # same errors, scaled
+    assert doc["selected_round"] == 1
+    assert set(doc["attention"]["recpie_r1"]["positive"]["received"]) == {"pos", "neg", "user", "place", "seq"}
+    assert 0 <= doc["explanation_quality"]["recpie_r1"]["coverage_pos"] <= 1
+    assert main(["--home", str(home), "report"]) == 0
+    assert "| recpie |" in capsys.readouterr().out
+    assert set(BASELINES) >= set(smoke.baselines)
+
+
+def test_explain_prints_the_case_study(finished_home, capsys):
+    home, _ = finished_home
+    row = pl.read_parquet(home / "warehouse" / "user_temporal_split.parquet").filter(pl.col("split") == "test").row(0, named=True)
+    assert main(["--home", str(home), "explain", "--profile", "smoke", "--user", row["user_id"],
+                 "--place", row["place_id"]]) == 0
+    out = capsys.readouterr().out
+    assert "positive explanation:" in out and "negative explanation:" in out and "attention received:" in out
+    assert main(["--home", str(home), "explain", "--profile", "smoke", "--user", row["user_id"],
+                 "--place", "0xdoes:0xnotexist"]) == 2
