@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from recpie_assets.metadata import scan
+from recpie_core.io import scan_table
 from recpie_assets.resources import RecpieResource
 from recpie_core.data.split import split_leaks
 
@@ -12,8 +12,8 @@ from recpie_core.data.split import split_leaks
 @dg.asset_check(asset="raw_reviews", description="The share of rejected review lines stays under the profile's threshold.")
 def rejected_share_below_threshold(recpie: RecpieResource) -> dg.AssetCheckResult:
     home = recpie.paths
-    accepted = scan(home.table("raw_reviews")).select(pl.len()).collect().item()
-    rejected_tbl = scan(home.table("rejected_reviews"))
+    accepted = scan_table(home.table("raw_reviews")).select(pl.len()).collect().item()
+    rejected_tbl = scan_table(home.table("rejected_reviews"))
     rejected = rejected_tbl.select(pl.len()).collect().item()
     by_reason = dict(rejected_tbl.group_by("reason").len().collect().iter_rows())
     share = rejected / max(accepted + rejected, 1)

@@ -7,11 +7,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from recpie_core.sql import parquet_glob
-
-
-def scan(path: Path) -> pl.LazyFrame:
-    return pl.scan_parquet(parquet_glob(Path(path)))
+from recpie_core.io import scan_table
 
 
 def markdown_table(df: pl.DataFrame, max_chars: int = 60) -> str:
@@ -28,7 +24,7 @@ def markdown_table(df: pl.DataFrame, max_chars: int = 60) -> str:
 
 def table_metadata(path: Path, preview_rows: int = 5) -> dict:
     """``dagster/row_count``, ``dagster/column_schema``, the path and a preview of a Parquet table."""
-    lazy = scan(path)
+    lazy = scan_table(path)
     schema = lazy.collect_schema()
     rows = lazy.select(pl.len()).collect().item()
     return {

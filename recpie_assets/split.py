@@ -4,7 +4,8 @@
 import dagster as dg
 import polars as pl
 
-from recpie_assets.metadata import scan, table_metadata
+from recpie_assets.metadata import table_metadata
+from recpie_core.io import scan_table
 from recpie_assets.resources import RecpieResource
 from recpie_core.data.split import filter_mountain_view, split_summary, split_user_temporal
 
@@ -14,7 +15,7 @@ def mountain_view_ratings(recpie: RecpieResource) -> dg.MaterializeResult:
     """Ratings kept by the zip filter (``sql/mountain_view_ratings.sql``), one row per rating."""
     home, cfg = recpie.paths, recpie.get_profile().filter
     filter_mountain_view(home.table("raw_reviews"), home.table("raw_places"), cfg, home.table("mountain_view_ratings"))
-    stats = scan(home.table("mountain_view_ratings")).select(
+    stats = scan_table(home.table("mountain_view_ratings")).select(
         pl.col("user_id").n_unique().alias("users"), pl.col("place_id").n_unique().alias("places")).collect()
     return dg.MaterializeResult(metadata={
         **table_metadata(home.table("mountain_view_ratings")),

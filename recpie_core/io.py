@@ -77,3 +77,13 @@ def sweep_temp_files(folder: Path) -> list[Path]:
             p.unlink(missing_ok=True)
         removed.append(p)
     return removed
+
+
+def scan_table(path: Path) -> pl.LazyFrame:
+    """A warehouse table: one Parquet file, or a folder of Parquet part files."""
+    path = Path(path)
+    if path.is_dir():
+        return pl.scan_parquet(path / "**" / "*.parquet", hive_partitioning=False)
+    if not path.is_file():
+        raise FileNotFoundError(f"table {path} does not exist; materialize its asset first")
+    return pl.scan_parquet(path)

@@ -18,7 +18,7 @@ import torch
 from recpie_core.data.batches import to_unit
 from recpie_core.data.context import KEY
 from recpie_core.explain.quality import aspect_coverage, semantic_similarity
-from recpie_core.io import atomic_write
+from recpie_core.io import atomic_write, scan_table
 from recpie_core.loop import with_explanations
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile
@@ -58,22 +58,21 @@ def explanation_quality(home: RecpieHome, profile: Profile, table_name: str, tru
     """On test rows: coverage of the true liked (pos) / disliked (neg) aspects, and the
     similarity of the positive explanation to the user's own review."""
     table = pl.read_parquet(home.table(table_name)).filter(pl.col("split") == "test")
-    reviews = pl.scan_parquet(_glob(home.table("raw_reviews"))).select(*KEY, "text").collect()
+    reviews = scan_table(home.table("raw_reviews")).select(*KEY, "text").collect()
     table = table.join(reviews, on=list(KEY), how="left")
     out = {"rows": table.height,
            "similarity_to_review": semantic_similarity(encoder, table["pos_text"].to_list(), table["text"].to_list())}
-    truth_file = next(iter(sorted(truth_dir.glob("truth-*.parquet"))), None) if truth_dir else None
-    if truth_file is not None and not truth_file.name.startswith("truth-places"):
+    # the synthetic generator's per-review truth (truth-<Region>.parquet), when the data has one
+    truth_files = [p for p in sorted(truth_dir.glob("truth-*.parquet"))
+                   if not p.name.startswith(("truth-places-", "truth-users-"))] if truth_dir else []
+    if truth_files:
+        truth_file = truth_files[0]
         truth = pl.read_parquet(truth_file).select(*KEY, "liked_aspects", "disliked_aspects")
         t = table.join(truth, on=list(KEY), how="inner")
         out["coverage_pos"] = aspect_coverage(t["pos_text"].to_list(), t["liked_aspects"].to_list())
         if t["neg_text"].null_count() < t.height:
             out["coverage_neg"] = aspect_coverage(t["neg_text"].fill_null("").to_list(), t["disliked_aspects"].to_list())
     return out
-
-
-def _glob(path: Path) -> str:
-    return str(path / "**" / "*.parquet") if path.is_dir() else str(path)
 
 
 def build_report(home: RecpieHome, profile: Profile, truth_dir: Path | None = None) -> dict:

@@ -25,7 +25,7 @@ from recpie_core.data.batches import RatingData, RatingTensors, load_rating_data
 from recpie_core.explain.direct import direct_predict
 from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.text_encoder import LLMHiddenEncoder, SentenceEncoder, TextEncoder
-from recpie_core.io import atomic_write, write_parquet_atomic
+from recpie_core.io import atomic_write, scan_table, write_parquet_atomic
 from recpie_core.loop import (RecStepResult, align, build_prompts, explain_step, pie_step, rec_step,
                               with_explanations)
 from recpie_core.paths import RecpieHome
@@ -50,13 +50,9 @@ class Inputs:
 
 def load_inputs(home: RecpieHome, profile: Profile) -> Inputs:
     split = pl.read_parquet(home.table("user_temporal_split"))
-    places = pl.scan_parquet(_parquet(home.table("raw_places"))).select(
+    places = scan_table(home.table("raw_places")).select(
         "place_id", "name", "description", "category").collect()
     return Inputs(split, places, load_rating_data(split, places, profile.split.hist_len))
-
-
-def _parquet(path: Path) -> str:
-    return str(path / "**" / "*.parquet") if path.is_dir() else str(path)
 
 
 def llm_cache(home: RecpieHome) -> Path:
