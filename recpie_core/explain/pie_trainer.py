@@ -1,7 +1,7 @@
 """The PIE update of the explainer (Algorithm 1, odd step), given a frozen recommender's rewards.
 
 Per step: draw a batch of (user, place) pairs, sample a positive and a negative explanation
-for each with the current policy (no gradient), let the caller score them (``reward_fn``: the
+for each with the current policy (no gradient; one shared prefill per pair), let the caller score them (``reward_fn``: the
 frozen recommender reads the explanation embeddings and predicts the rating; Eq. 4 turns the
 error into a reward), then score the same tokens under the policy (gradient through LoRA and
 the soft-prompt projector) and the reference (adapters off, no gradient), and take one AdamW
@@ -44,7 +44,7 @@ class PIEConfig:
     steps: int = 8  # optimizer steps per call (per round)
     batch_size: int = 32  # pairs per step; each gives a pos and (if given) a neg explanation
     micro_batch: int = 32  # explanations per forward/backward (gradient accumulation below batch)
-    gen_batch_size: int = 64  # explanations per generate call
+    gen_batch_size: int = 64  # explanations per generate call (pos + neg count two per pair)
     max_new_tokens: int = 24  # explanation length cap, in tokens
     temperature: float = 1.0  # sampling temperature (1.0: the policy itself)
     top_p: float = 1.0  # nucleus sampling (1.0: the policy itself)
@@ -109,16 +109,20 @@ def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Se
         cursor += cfg.batch_size
         vecs = user_vecs[idx]
 
-        # 1. sample explanations with the current policy
+        # 1. sample explanations with the current policy (both polarities share their prefill)
+        prompts_b = {pol: [prompts[i] for i in idx.tolist()] for pol, prompts in polarities}
+        gen_seed = cfg.seed * 100_003 + step_offset + step
+        sample = dict(max_new_tokens=cfg.max_new_tokens, seed=gen_seed, temperature=cfg.temperature, top_p=cfg.top_p)
+        if "neg" in prompts_b:
+            ids_b = dict(zip(("pos", "neg"), explainer.generate_pair_ids(
+                prompts_b["pos"], prompts_b["neg"], vecs, batch_size=max(cfg.gen_batch_size // 2, 1), **sample)))
+        else:
+            ids_b = {"pos": explainer.generate_ids(prompts_b["pos"], vecs, batch_size=cfg.gen_batch_size, **sample)}
         batch, texts = {}, {}
-        for k, (pol, prompts) in enumerate(polarities):
-            p = [prompts[i] for i in idx.tolist()]
-            ids = explainer.generate_ids(p, vecs, cfg.max_new_tokens, cfg.gen_batch_size,
-                                         seed=cfg.seed * 100_003 + (step_offset + step) * 2 + k,
-                                         temperature=cfg.temperature, top_p=cfg.top_p)
+        for pol, ids in ids_b.items():
             checked = [check_explanation(t, cfg.max_explanation_chars) for t in explainer.decode(ids)]
             stats.n_problems += sum(bool(problems) for _, problems in checked)
-            batch[pol], texts[pol] = (p, ids), [t for t, _ in checked]
+            batch[pol], texts[pol] = (prompts_b[pol], ids), [t for t, _ in checked]
 
         # 2. rewards from the caller's frozen recommender
         r_pos, r_neg = reward_fn(idx, texts["pos"], texts.get("neg"))

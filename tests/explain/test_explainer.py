@@ -115,3 +115,15 @@ def test_llm_hidden_encoder_mean_pools(explainer):
     out = enc.encode(["Great coffee.", "A long walk in the park with the dog."])
     assert out.shape == (2, enc.dim) == (2, 576)
     assert torch.allclose(enc.encode(["Great coffee."])[0], out[0], atol=1e-4)  # padding does not leak
+
+
+def test_pair_generation_shares_the_prefix_and_matches_separate_generation(explainer):
+    cands = [PlaceText("Red Rock Coffee", "cafe", "live music"), PlaceText("Jiffy Lube", "car repair")]
+    pos = [explanation_prompt(HIST, c, "pos") for c in cands] + ["Why visit a park?"]
+    neg = [explanation_prompt(HIST, c, "neg") for c in cands] + ["Why visit a zoo instead of a museum?"]
+    u = user_vecs()
+    p, n = explainer.generate_pair_ids(pos, neg, u, max_new_tokens=8, batch_size=2, greedy=True)
+    assert p == explainer.generate_ids(pos, u, max_new_tokens=8, greedy=True)
+    assert n == explainer.generate_ids(neg, u, max_new_tokens=8, greedy=True)
+    a = explainer.generate_pairs(pos, neg, u, max_new_tokens=8, batch_size=2, seed=5)
+    assert a == explainer.generate_pairs(pos, neg, u, max_new_tokens=8, batch_size=2, seed=5)
