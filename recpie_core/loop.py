@@ -149,18 +149,15 @@ def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData,
             continue
         table = align(prompts, tensors)
         vecs = user_vectors(recommender, tensors)
-        texts = {}
-        for pol in ("pos", "neg"):
-            col = table[f"{pol}_prompt"]
-            if col.null_count():
-                texts[pol] = None
-                continue
-            raw = explainer.generate(col.to_list(), vecs, max_new_tokens=cfg.max_new_tokens,
-                                     batch_size=cfg.gen_batch_size, seed=cfg.seed, greedy=cfg.greedy,
-                                     progress=progress)
-            texts[pol] = [check_explanation(t) for t in raw]
-        pos, pos_problems = zip(*texts["pos"])
-        neg, neg_problems = zip(*texts["neg"]) if texts["neg"] else (None, [[]] * len(pos))
+        gen = dict(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size, seed=cfg.seed,
+                   greedy=cfg.greedy, progress=progress)
+        pos_prompts, neg_prompts = table["pos_prompt"].to_list(), table["neg_prompt"]
+        if neg_prompts.null_count():  # single-explanation variants
+            pos_raw, neg_raw = explainer.generate(pos_prompts, vecs, **gen), None
+        else:  # a pair's two prompts share their prefix: prefilled once
+            pos_raw, neg_raw = explainer.generate_pairs(pos_prompts, neg_prompts.to_list(), vecs, **gen)
+        pos, pos_problems = zip(*map(check_explanation, pos_raw))
+        neg, neg_problems = zip(*map(check_explanation, neg_raw)) if neg_raw is not None else (None, [[]] * len(pos))
         problems = [", ".join([*p, *n]) for p, n in zip(pos_problems, neg_problems)]
         pos, neg = list(pos), (list(neg) if neg is not None else None)
         pos_emb, neg_emb = explanation_embeddings(encoder, pos, neg)

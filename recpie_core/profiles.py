@@ -55,11 +55,13 @@ PROFILES: dict[str, Profile] = {
     "demo": Profile(
         name="demo",
         description="synthetic Google Local data, SmolLM2-135M and MiniLM on the CPU; minutes on 2 cores",
-        synthetic=SyntheticConfig(n_users=100, n_places=120, ratings_per_user_mean=10.0),
+        # ~70 users, ~450 ratings after the filter: the LLM explains every row twice per round
+        # at ~6 explanations/s on 2 CPU cores (bench/reports/generate.md)
+        synthetic=SyntheticConfig(n_users=80, n_places=100, ratings_per_user_mean=9.0),
         split=SplitConfig(hist_len=10),
         fit=FitConfig(epochs=30, patience=4, progress=False),
-        loop=LoopConfig(rounds=2, pie_pairs=64, max_new_tokens=16, gen_batch_size=64, seeds=(0, 1, 2)),
-        pie=PIEConfig(steps=4, batch_size=16, micro_batch=16, max_new_tokens=16, lr=3e-4),
+        loop=LoopConfig(rounds=2, pie_pairs=48, max_new_tokens=16, gen_batch_size=64, seeds=(0, 1, 2)),
+        pie=PIEConfig(steps=3, batch_size=16, micro_batch=16, max_new_tokens=16, lr=1e-4),
         prompt=PromptConfig(max_history=5, description_chars=120),
     ),
     "smoke": Profile(

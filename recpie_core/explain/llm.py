@@ -43,7 +43,7 @@ CACHE_MARK = "recpie_cache.json"  # written last into a cache folder: its presen
 @dataclass(frozen=True)
 class LLMConfig:
     model: str = "smollm2-135m"  # packaged GGUF name | path to a .gguf | HF model id or folder
-    dtype: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "float32" | "bfloat16" | "float16"
+    dtype: str = "auto"  # "auto" (bf16 on CUDA and AMX CPUs, else fp32) | "float32" | "bfloat16" | "float16"
     device: str = "auto"  # "auto" (cuda if available, else cpu) | "cpu" | "cuda" | "cuda:1" ...
     lora_r: int = 8  # LoRA rank
     lora_alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
@@ -88,9 +88,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """AMX tiles (oneDNN runs bf16 matmuls on them: ~2-6x fp32 here, bench/reports/generate.md)."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # an older torch without the probe
+        return False
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """"auto": bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (bf16 without it is emulated, slow)."""
     if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
+        return torch.bfloat16 if fast_bf16 else torch.float32
     return DTYPES[dtype]
 
 

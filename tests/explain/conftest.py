@@ -43,4 +43,4 @@ def explainer(llm_cache):
     from recpie_core.explain.explainer import Explainer
     from recpie_core.explain.llm import LLMConfig
 
-    return Explainer.create(LLMConfig(device="cpu"), llm_cache, seed=0)
+    return Explainer.create(LLMConfig(device="cpu", dtype="float32"), llm_cache, seed=0)

@@ -68,11 +68,11 @@ def test_logprobs_do_not_depend_on_the_batch(explainer):
 
 
 def test_reference_policy_is_the_base_model(llm_cache):
-    base, tok = load_causal_lm(LLMConfig(device="cpu"), llm_cache)
+    base, tok = load_causal_lm(LLMConfig(device="cpu", dtype="float32"), llm_cache)
     x = tok(["A cafe with live music", "Hi"], return_tensors="pt", padding=True)
     with torch.no_grad():
         base_logits = base(**x).logits
-    cfg = LLMConfig(device="cpu")
+    cfg = LLMConfig(device="cpu", dtype="float32")
     explainer = Explainer(add_lora(base, cfg), tok, None, cfg)
     before, _ = explainer.sequence_logprobs(PROMPTS, None, ["Great coffee."] * 3)
     perturb_adapters(explainer)

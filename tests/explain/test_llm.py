@@ -53,8 +53,15 @@ def test_cached_model_loads_and_matches_the_gguf(llm_cache):
 
     gguf = locate_packaged_gguf()
     direct = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
-    model, tok = llm.load_causal_lm(LLMConfig(device="cpu"), llm_cache)
+    model, tok = llm.load_causal_lm(LLMConfig(device="cpu", dtype="float32"), llm_cache)
     assert tok.padding_side == "left" and tok.pad_token is not None
     x = tok(["A cafe with live music", "Hi"], return_tensors="pt", padding=True)
     with torch.no_grad():
         assert torch.allclose(model(**x).logits, direct(**x).logits, atol=1e-5)
+
+
+def test_auto_dtype_is_bf16_only_where_it_is_fast():
+    cpu = torch.device("cpu")
+    assert llm.resolve_dtype("auto", cpu) == (torch.bfloat16 if llm.cpu_has_fast_bf16() else torch.float32)
+    assert llm.resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert llm.resolve_dtype("float32", torch.device("cuda")) == torch.float32
