@@ -1,6 +1,5 @@
 """Baselines on the same split, seeds and early stopping as RecPIE."""
 
-
 import dagster as dg
 
 from recpie_assets.constants import GPU_POOL, GPU_TAGS

@@ -110,21 +110,28 @@ def cmd_run(args) -> int:
         tags={"recpie/launcher": "cli", "recpie/pid": str(os.getpid()), "recpie/profile": args.profile},
         asset_selection=None if options else sorted(keys, key=str), reexecution_options=options,
     )
-    if result.success:
-        print(f"recpie: run {result.run_id} succeeded; tables in {home.warehouse}")
-        return 0
     for event in result.all_events:
-        if event.is_step_failure:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
+            data = event.event_specific_data
+            print(f"recpie: check {data.check_name} on {data.asset_key.to_user_string()} failed "
+                  f"({_check_numbers(data)})", file=sys.stderr)
+        elif event.is_step_failure:
             err = event.event_specific_data.error
             cause = err.cause or err
             print(f"recpie: step {event.step_key} failed: {cause.message.strip().splitlines()[-1]}",
                   file=sys.stderr)
-        elif event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
-            print(f"recpie: check {event.event_specific_data.check_name} on "
-                  f"{event.event_specific_data.asset_key.to_user_string()} failed", file=sys.stderr)
+    if result.success:
+        print(f"recpie: run {result.run_id} succeeded; tables in {home.warehouse}")
+        return 0
     print(f"recpie: run {result.run_id} failed; fix the cause, then `recpie run --resume` re-runs only the "
           "failed steps and what depends on them", file=sys.stderr)
     return 1
+
+
+def _check_numbers(evaluation) -> str:
+    """A check's scalar metadata, e.g. ``rejected_share=0.14, threshold=0.01``."""
+    items = [(k, v.value) for k, v in evaluation.metadata.items() if isinstance(v.value, (int, float))]
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
 
 
 def cmd_report(args) -> int:

@@ -1,6 +1,5 @@
 """Raw Google Local ingestion: the source files, reviews and places, with quarantine."""
 
-
 import dagster as dg
 
 from recpie_assets.metadata import table_metadata

@@ -1,6 +1,5 @@
 """The evaluation report: RecPIE per round next to every baseline, as metadata, files and MLflow."""
 
-
 import dagster as dg
 
 from recpie_assets.resources import MlflowResource, RecpieResource

@@ -1,6 +1,5 @@
 """Resources: where state lives (RECPIE_HOME), which profile runs, and MLflow."""
 
-
 import os
 import signal
 from contextlib import contextmanager

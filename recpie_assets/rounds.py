@@ -5,7 +5,6 @@ cycle, so rounds are separate assets made by ``build_round_assets(k)``; each sho
 UI and re-runs alone. ``recommender_r0`` starts the chain without explanations.
 """
 
-
 import dagster as dg
 
 from recpie_assets.constants import GPU_POOL, GPU_TAGS

@@ -1,13 +1,12 @@
 """The Mountain View filter and the user-temporal split."""
 
-
 import dagster as dg
 import polars as pl
 
 from recpie_assets.metadata import table_metadata
-from recpie_core.io import scan_table
 from recpie_assets.resources import RecpieResource
 from recpie_core.data.split import filter_mountain_view, split_summary, split_user_temporal
+from recpie_core.io import scan_table
 
 
 @dg.asset(deps=["raw_reviews", "raw_places"], kinds={"duckdb", "parquet"}, group_name="data")
