@@ -29,33 +29,27 @@ def google_local_files(recpie: RecpieResource) -> dg.MaterializeResult:
     })
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec("raw_reviews", deps=[google_local_files], kinds={"parquet"}, group_name="ingest",
-                     description="Every review line that parsed and validated, one row per review."),
-        dg.AssetSpec("rejected_reviews", deps=[google_local_files], kinds={"parquet"}, group_name="ingest",
-                     description="Review lines that did not: raw line, file, line number, reason."),
-    ],
-)
-def reviews(recpie: RecpieResource):
-    files, home = recpie.source_files(), recpie.paths
-    summary = ingest_reviews(files.reviews, home.table("raw_reviews"), home.table("rejected_reviews"))
-    yield dg.MaterializeResult(asset_key="raw_reviews",
-                               metadata={**table_metadata(home.table("raw_reviews")), **_summary_metadata(summary)})
-    yield dg.MaterializeResult(asset_key="rejected_reviews", metadata=table_metadata(home.table("rejected_reviews")))
+def _ingest_assets(name: str, kept: str, rejected: str, files_of, ingest) -> dg.AssetsDefinition:
+    """``raw_<name>`` and ``rejected_<name>``, written together by one streaming pass."""
+    spec = lambda key, text: dg.AssetSpec(key, deps=[google_local_files], kinds={"parquet"},  # noqa: E731
+                                          group_name="ingest", description=text)
+
+    @dg.multi_asset(name=name, specs=[spec(f"raw_{name}", kept), spec(f"rejected_{name}", rejected)])
+    def _assets(recpie: RecpieResource):
+        home = recpie.paths
+        out, quarantine = home.table(f"raw_{name}"), home.table(f"rejected_{name}")
+        summary = ingest(files_of(recpie.source_files()), out, quarantine)
+        yield dg.MaterializeResult(asset_key=f"raw_{name}", metadata={**table_metadata(out), **_summary_metadata(summary)})
+        yield dg.MaterializeResult(asset_key=f"rejected_{name}", metadata=table_metadata(quarantine))
+
+    return _assets
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec("raw_places", deps=[google_local_files], kinds={"parquet"}, group_name="ingest",
-                     description="Place metadata, one row per gmap_id (first occurrence kept)."),
-        dg.AssetSpec("rejected_places", deps=[google_local_files], kinds={"parquet"}, group_name="ingest",
-                     description="Meta lines not kept (malformed, or a duplicate gmap_id), with the reason."),
-    ],
-)
-def places(recpie: RecpieResource):
-    files, home = recpie.source_files(), recpie.paths
-    summary = ingest_places(files.meta, home.table("raw_places"), home.table("rejected_places"))
-    yield dg.MaterializeResult(asset_key="raw_places",
-                               metadata={**table_metadata(home.table("raw_places")), **_summary_metadata(summary)})
-    yield dg.MaterializeResult(asset_key="rejected_places", metadata=table_metadata(home.table("rejected_places")))
+reviews = _ingest_assets(
+    "reviews", "Every review line that parsed and validated, one row per review.",
+    "Review lines that did not: raw line, file, line number, reason.",
+    lambda files: files.reviews, ingest_reviews)
+places = _ingest_assets(
+    "places", "Place metadata, one row per gmap_id (first occurrence kept).",
+    "Meta lines not kept (malformed, or a duplicate gmap_id), with the reason.",
+    lambda files: files.meta, ingest_places)
