@@ -21,7 +21,7 @@ def build_report_asset(rounds: int) -> dg.AssetsDefinition:
                                               ("unit_rmse", e["unit"]["rmse"]), ("unit_mae", e["unit"]["mae"])]
                                  if v is not None})
             for name in ("evaluation.json", "evaluation.md", "evaluation.png"):
-                mlflow.client().log_artifact(tracker.run_id, str(home.reports / name), "report")
+                mlflow.log_folder(tracker.run_id, home.reports / name, "report")
             version = mlflow.register_recommender(tracker.run_id, home.models / f"recommender_r{doc['selected_round']}")
         return dg.MaterializeResult(metadata={
             "report": dg.MetadataValue.md((home.reports / "evaluation.md").read_text()),

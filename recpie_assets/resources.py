@@ -146,11 +146,19 @@ class MlflowResource(dg.ConfigurableResource):
         for run_id in (run.info.run_id, parent):
             client.set_terminated(run_id, "FINISHED")
 
+    def log_folder(self, run_id: str, path: Path, artifact_path: str) -> None:
+        """A file or folder as artifacts (safetensors and JSON, never a pickle flavor)."""
+        path = Path(path)
+        if path.is_dir():
+            self.client().log_artifacts(run_id, str(path), artifact_path)
+        else:
+            self.client().log_artifact(run_id, str(path), artifact_path)
+
     def register_recommender(self, run_id: str, folder: Path, name: str = "recpie-recommender") -> str:
         """Log the checkpoint folder (safetensors + JSON, no pickle flavor) and register it as a
         new version of ``name``; the ``champion`` alias moves to it. Call from one step only."""
         client = self.client()
-        client.log_artifacts(run_id, str(folder), "recommender")
+        self.log_folder(run_id, folder, "recommender")
         try:
             client.create_registered_model(name)
         except Exception:  # already registered

@@ -25,6 +25,7 @@ def recommender_r0(context: dg.AssetExecutionContext, recpie: RecpieResource, ml
     """The RecPIE recommender before any explanation (constant explanation tokens)."""
     with mlflow.step_run(context, "recommender_r0", recpie) as tracker:
         summary = steps.train_recommender_r0(recpie.paths, recpie.get_profile(), tracker)
+        mlflow.log_folder(tracker.run_id, recpie.paths.models / "recommender_r0", "recommender")
     return _result(summary, mlflow.run_url(tracker.run_id), path=dg.MetadataValue.path(str(recpie.paths.models / "recommender_r0")))
 
 
@@ -39,6 +40,7 @@ def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
         """PIE update of the explainer (LoRA + soft prompt) against the frozen previous recommender."""
         with mlflow.step_run(context, f"lora_adapter_r{k}", recpie) as tracker:
             summary = steps.update_lora(recpie.paths, recpie.get_profile(), k, tracker)
+            mlflow.log_folder(tracker.run_id, recpie.paths.models / f"lora_adapter_r{k}", "lora_adapter")
         return _result(summary, mlflow.run_url(tracker.run_id))
 
     @dg.asset(name=f"explanations_r{k}", deps=[lora_adapter, prev_rec], pool=GPU_POOL, op_tags=GPU_TAGS,
@@ -48,6 +50,7 @@ def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
         with mlflow.step_run(context, f"explanations_r{k}", recpie) as tracker:
             summary = steps.generate_explanations(recpie.paths, recpie.get_profile(), k)
             tracker.log_metrics({k_: v for k_, v in summary.items() if isinstance(v, (int, float))})
+            mlflow.log_folder(tracker.run_id, recpie.paths.reports / f"explanations_r{k}_sample.parquet", "samples")
         return _result(summary, mlflow.run_url(tracker.run_id),
                        **table_metadata(recpie.paths.table(f"explanations_r{k}")))
 
@@ -57,6 +60,7 @@ def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
         """The recommender trained on this round's explanations, warm-started from the previous round."""
         with mlflow.step_run(context, f"recommender_r{k}", recpie) as tracker:
             summary = steps.train_recommender_round(recpie.paths, recpie.get_profile(), k, tracker)
+            mlflow.log_folder(tracker.run_id, recpie.paths.models / f"recommender_r{k}", "recommender")
         return _result(summary, mlflow.run_url(tracker.run_id))
 
     return [lora_adapter, explanations, recommender]

@@ -33,6 +33,7 @@ from recpie_core.profiles import Profile
 from recpie_core.rec.checkpoint import load_checkpoint, save_checkpoint
 from recpie_core.rec.evaluate import evaluate_model
 from recpie_core.rec.recpie_dnn import RecPIEDNN
+from recpie_core.rec.registry import model_entry
 from recpie_core.tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ def generate_explanations(home: RecpieHome, profile: Profile, k: int, out_name: 
     table = explain_step(explainer, recommender, inputs.data, prompts, encoder, profile.loop, progress=True)
     out = home.table(out_name or f"explanations_r{k}")
     write_parquet_atomic(table, out)
+    sample = table.filter(pl.col("split") == "test").head(20).select("user_id", "place_id", "pos_text", "neg_text")
+    write_parquet_atomic(sample, home.reports / f"{out.stem}_sample.parquet")  # a look at what the LLM wrote
     _save_cache(encoder)
     return {"rows": table.height, "flagged": int((table["problems"] != "").sum()),
             "mean_pos_chars": float(table["pos_text"].str.len_chars().mean()),
@@ -205,6 +208,8 @@ def explanation_only(home: RecpieHome, profile: Profile, tracker: Tracker = Null
 
 def run_baselines(home: RecpieHome, profile: Profile, tracker: Tracker = NullTracker()) -> dict:
     """Every baseline of the profile, same split, same early stopping, same seeds."""
+    for name in profile.baselines:  # an unknown name fails here, before any training
+        model_entry(name)
     inputs = load_inputs(home, profile)
     frames, summary = [], {}
     for name in profile.baselines:

@@ -1,0 +1,31 @@
+"""Pipeline steps refuse bad configuration before any work starts."""
+
+from dataclasses import replace
+
+import pytest
+
+from recpie_core import steps
+from recpie_core.loop import LoopConfig
+from recpie_core.paths import RecpieHome
+from recpie_core.profiles import get_profile
+
+
+def test_unknown_baseline_fails_before_reading_or_training(tmp_path):
+    profile = replace(get_profile("smoke"), baselines=("mf", "nope"))
+    # the home is empty: reaching the data would raise FileNotFoundError instead
+    with pytest.raises(ValueError, match="unknown rating model 'nope'"):
+        steps.run_baselines(RecpieHome(tmp_path), profile)
+
+
+def test_loop_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="variant"):
+        LoopConfig(variant="pie_only")
+    with pytest.raises(ValueError, match="rounds"):
+        LoopConfig(rounds=0)
+    with pytest.raises(ValueError, match="seed"):
+        LoopConfig(seeds=())
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(ValueError, match="demo, smoke, paper"):
+        get_profile("huge")
