@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -91,7 +92,8 @@ def build_report(home: RecpieHome, profile: Profile, truth_dir: Path | None = No
     # Table 2's comparison: RecPIE against the baselines, not against its own rounds and variants
     compared = {n: r for n, r in results.items() if n == REFERENCE or not (n.startswith("recpie_r") or n == "explanation_only")}
 
-    encoder = make_encoder(home, profile)
+    # similarity to the review is measured in one sentence space, whatever the recommender reads
+    encoder = make_encoder(home, replace(profile, encoder="") if profile.encoder == "llm" else profile)
     inputs = load_inputs(home, profile)
     quality, attention = {}, {}
     for k in range(1, rounds + 1):
