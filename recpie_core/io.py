@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -40,12 +41,12 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> Path:
         if tmp.is_file():
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
-        if target.is_dir() and not target.is_symlink():
-            # os.replace cannot replace a non-empty folder: move it aside first.
+        if (target.is_dir() and not target.is_symlink()) or (target.exists() and tmp.is_dir()):
+            # os.replace cannot replace a non-empty folder, nor a file by a folder: move it aside first.
             old = target.with_name(f"{target.name}{TMP_MARK}old-{uuid.uuid4().hex}")
             os.replace(target, old)
             os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
         else:
             os.replace(tmp, target)
         _fsync_dir(target.parent)
@@ -62,14 +63,18 @@ def write_parquet_atomic(df: pl.DataFrame, target: Path, **kwargs) -> Path:
     return atomic_write(Path(target), lambda tmp: df.write_parquet(tmp, **kwargs))
 
 
-def sweep_temp_files(folder: Path) -> list[Path]:
-    """Remove temporaries left by a process killed mid-write. Returns what was removed."""
+def sweep_temp_files(folder: Path, older_than_s: float = 3600.0) -> list[Path]:
+    """Remove temporaries left by a process killed mid-write. Returns what was removed.
+
+    Only temporaries untouched for ``older_than_s``: another process may be writing the
+    young ones right now.
+    """
     folder = Path(folder)
     if not folder.exists():
         return []
-    removed = []
+    removed, cutoff = [], time.time() - older_than_s
     for p in folder.rglob(f"*{TMP_MARK}*"):
-        if not p.exists():
+        if not p.exists() or p.stat().st_mtime > cutoff:
             continue
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)

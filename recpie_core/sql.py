@@ -44,8 +44,10 @@ def parquet_glob(path: Path) -> str:
 
 
 def _connect(memory_limit: str, temp_dir: str) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": temp_dir,
-                                  "preserve_insertion_order": False})
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": temp_dir,
+                                 "preserve_insertion_order": False})
+    con.execute("set enable_progress_bar = false")  # it would print to stdout on long queries
+    return con
 
 
 def _register(con: duckdb.DuckDBPyConnection, inputs: Mapping[str, Input]) -> None:
