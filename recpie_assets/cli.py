@@ -45,7 +45,8 @@ def cmd_synth(args) -> int:
 
 
 def _mark_dead_runs_failed(instance) -> None:
-    """A killed `recpie run` leaves its Dagster run STARTED: mark it failed before re-running."""
+    """A killed `recpie run` leaves its Dagster run STARTED and its `gpu` pool slot taken:
+    mark it failed and free the slot before re-running (the UI's daemon would, given time)."""
     from dagster import DagsterRunStatus, RunsFilter
 
     for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED], tags={"recpie/launcher": "cli"})):
@@ -57,6 +58,7 @@ def _mark_dead_runs_failed(instance) -> None:
             alive = False
         if not alive:
             instance.report_run_failed(run, "process ended without finishing the run (killed?)")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
 def _last_failed_run(instance) -> str:

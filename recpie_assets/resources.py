@@ -129,7 +129,6 @@ class MlflowResource(dg.ConfigurableResource):
         FINISHED or FAILED whatever happens."""
         from recpie_core.tracking import MlflowTracker
 
-        crash_point(name)
         client = self.client()
         parent = self.parent_run_id(context.run_id, recpie.profile)
         run = client.create_run(self.experiment_id(), run_name=name, tags={
@@ -137,6 +136,7 @@ class MlflowResource(dg.ConfigurableResource):
         tracker = MlflowTracker(client, run.info.run_id)
         try:
             tracker.log_params(asdict(recpie.get_profile()))
+            crash_point(name)  # crash tests: inside the step, after its MLflow run started
             yield tracker
         except BaseException:
             for run_id in (run.info.run_id, parent):

@@ -3,9 +3,14 @@ MLflow): a failed round resumes without redoing finished steps, and the report, 
 report` and `recpie explain` show every model."""
 
 import json
+import os
+import subprocess
+import sys
 
 import polars as pl
+import psutil
 import pytest
+from mlflow.tracking import MlflowClient
 
 from recpie_assets.cli import main
 from recpie_core.profiles import BASELINES, get_profile
@@ -15,19 +20,39 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def finished_home(tmp_path_factory):
-    """A smoke run that crashed in recommender_r1, then resumed."""
+    """A smoke run SIGKILLed in explanations_r1 (as an OOM kill would), resumed into a raised
+    error in recommender_r1, resumed again to the end."""
     home = tmp_path_factory.mktemp("home")
+    env = {**os.environ, "DAGSTER_HOME": str(home / "dagster"), "RECPIE_CRASH_AT": "explanations_r1:kill"}
+    log = home / "killed-run.log"  # a file, not a pipe: Dagster's `tail -F` log mirrors outlive the kill
+    with open(log, "w") as out:
+        killed = subprocess.run([sys.executable, "-m", "recpie_assets.cli", "--home", str(home), "run",
+                                 "--profile", "smoke"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    assert killed.returncode == -9, log.read_text()[-2000:]
+    for proc in psutil.process_iter(["name", "cmdline"]):  # Dagster's `tail -F` log mirrors, orphaned
+        if proc.info["name"] == "tail" and any(str(home) in arg for arg in proc.info["cmdline"] or []):
+            proc.kill()
+    stamps = {p: (home / p).stat().st_mtime_ns for p in ("models/lora_adapter_r1", "models/recommender_r0")}
+    assert not (home / "warehouse" / "explanations_r1.parquet").exists()
+
     mp = pytest.MonkeyPatch()
     mp.setenv("DAGSTER_HOME", str(home / "dagster"))
     mp.setenv("RECPIE_CRASH_AT", "recommender_r1")
-    assert main(["--home", str(home), "run", "--profile", "smoke"]) == 1
-    stamps = {p: (home / p).stat().st_mtime_ns for p in
-              ("warehouse/explanations_r1.parquet", "models/lora_adapter_r1", "models/recommender_r0")}
+    assert main(["--home", str(home), "run", "--profile", "smoke", "--resume"]) == 1
+    stamps["warehouse/explanations_r1.parquet"] = (home / "warehouse/explanations_r1.parquet").stat().st_mtime_ns
     assert not (home / "models" / "recommender_r1").exists()
     mp.delenv("RECPIE_CRASH_AT")
     assert main(["--home", str(home), "run", "--profile", "smoke", "--resume"]) == 0
     mp.undo()
     return home, stamps
+
+
+def test_the_killed_steps_mlflow_run_is_marked_killed(finished_home):
+    home, _ = finished_home
+    client = MlflowClient(f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("recpie/mountain-view-smoke")
+    runs = client.search_runs([exp.experiment_id], "tags.dagster_asset = 'explanations_r1'")
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
 
 
 def test_resume_redoes_only_the_failed_round(finished_home):
