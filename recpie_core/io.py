@@ -19,8 +19,9 @@ import polars as pl
 TMP_MARK = ".tmp-"
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (so a rename survives a power cut), to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -39,8 +40,7 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> Path:
     try:
         write(tmp)
         if tmp.is_file():
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
+            fsync_path(tmp)
         if (target.is_dir() and not target.is_symlink()) or (target.exists() and tmp.is_dir()):
             # os.replace cannot replace a non-empty folder, nor a file by a folder: move it aside first.
             old = target.with_name(f"{target.name}{TMP_MARK}old-{uuid.uuid4().hex}")
@@ -49,7 +49,7 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> Path:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
         else:
             os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_path(target.parent)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

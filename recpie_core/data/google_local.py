@@ -79,7 +79,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from recpie_core.io import TMP_MARK, atomic_write
+from recpie_core.io import TMP_MARK, atomic_write, fsync_path
+from recpie_core.io import scan_table as read_table  # noqa: F401 (the tables written here: file or part folder)
 
 log = logging.getLogger(__name__)
 
@@ -172,16 +173,6 @@ def find_source_files(folder: Path) -> SourceFiles:
     if not reviews:
         raise SourceError(f"no review files (review-*.json or review-*.json.gz) in {folder}")
     return SourceFiles(reviews=reviews, meta=matching("meta-"))
-
-
-def read_table(path: Path) -> pl.LazyFrame:
-    """Scan a table written here: a folder of Parquet parts, or a single Parquet file."""
-    path = Path(path)
-    if path.is_dir():
-        return pl.scan_parquet(path / "*.parquet", hive_partitioning=False)
-    if not path.is_file():
-        raise FileNotFoundError(f"table {path} does not exist; ingest it first")
-    return pl.scan_parquet(path)
 
 
 # --- reading: bytes -> newline-terminated chunks -------------------------------------------
@@ -771,7 +762,7 @@ class _PartWriter:
             self._writer.close()
             self._writer = None
             self._part_rows = 0
-            _fsync(self.folder / f"part-{self._parts - 1:05d}.parquet")
+            fsync_path(self.folder / f"part-{self._parts - 1:05d}.parquet")
 
     def close(self) -> None:
         """Write what is buffered, wait for the writer; leave at least one (maybe empty) part."""
@@ -782,9 +773,9 @@ class _PartWriter:
         self.pool.submit(self._close_part).result()
         if self._parts == 0:
             pq.write_table(self.arrow_schema.empty_table(), self.folder / "part-00000.parquet")
-            _fsync(self.folder / "part-00000.parquet")
+            fsync_path(self.folder / "part-00000.parquet")
             self._parts = 1
-        _fsync(self.folder)
+        fsync_path(self.folder)
 
 
 # Snappy: about 1.4x less CPU to write than zstd level 1 here, for files about 1.7x larger
@@ -792,14 +783,6 @@ class _PartWriter:
 # where values repeat, statistics only on the numbers: on free text both cost time for nothing.
 _PARQUET_OPTIONS = dict(compression="snappy", use_dictionary=["file", "state", "price"],
                         write_statistics=["ts", "rating", "line", "latitude", "longitude"])
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _SeenFilter:
