@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, PreTrainedTokenizerBase
 
-from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm, resolve_device
+from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm
 from recpie_core.explain.prompts import encode_data, encode_prompt
 from recpie_core.explain.soft_prompt import SoftPromptProjector
 from recpie_core.io import atomic_write

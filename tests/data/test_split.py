@@ -5,7 +5,7 @@ import math
 import polars as pl
 import pytest
 
-from recpie_core.data.split import FilterConfig, SplitConfig, filter_mountain_view, split_leaks, split_user_temporal
+from recpie_core.data.split import FilterConfig, SplitConfig, split_leaks, split_user_temporal
 from recpie_core.sql import run_sql
 
 PLACES = pl.DataFrame({

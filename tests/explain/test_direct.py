@@ -1,7 +1,6 @@
 """Direct-recommendation baseline: rating parsing and the fallback count, with a stub LLM."""
 
 import pytest
-import torch
 
 from recpie_core.explain.direct import DirectConfig, direct_predict, parse_rating
 
