@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from recpie_core.data.batches import RatingBatch
 from recpie_core.rec.base import RatingModel
-from recpie_core.rec.layers import check_task, make_embedding, mlp_head, rating_output
+from recpie_core.rec.layers import check_config, make_embedding, mlp_head, rating_output
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,8 @@ class DINConfig:
     task: str = "regression"  # "regression" | "classification"
 
     def __post_init__(self):
-        check_task(self.task)
-        if min(self.dim, self.attention_hidden, self.hist_len) < 1:
-            raise ValueError("dim, attention_hidden and hist_len must be positive")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_config(self.task, self.dropout, dim=self.dim, attention_hidden=self.attention_hidden,
+                     hist_len=self.hist_len)
 
 
 class DIN(RatingModel):

@@ -22,6 +22,16 @@ def check_task(task: str) -> None:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
+def check_config(task: str, dropout: float = 0.0, **sizes: int) -> None:
+    """Config ``__post_init__`` helper: a known task, dropout in [0, 1), every size >= 1."""
+    check_task(task)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    bad = {name: v for name, v in sizes.items() if v < 1}
+    if bad:
+        raise ValueError(f"sizes must be positive, got {bad}")
+
+
 def rating_output(z: Tensor, task: str) -> Tensor:
     """Last-layer score -> model output: sigmoid (unit-scale rating in (0, 1)) or the logit itself."""
     return torch.sigmoid(z) if task == "regression" else z

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from recpie_core.data.batches import RatingBatch
 from recpie_core.rec.base import RatingModel
-from recpie_core.rec.layers import check_task, make_embedding, rating_output
+from recpie_core.rec.layers import check_config, make_embedding, rating_output
 from recpie_core.rec.metrics import is_positive
 
 
@@ -33,9 +33,7 @@ class MFConfig:
     task: str = "regression"  # "regression" | "classification"
 
     def __post_init__(self):
-        check_task(self.task)
-        if self.dim < 1:
-            raise ValueError(f"dim must be positive, got {self.dim}")
+        check_config(self.task, dim=self.dim)
 
 
 class BiasedMF(RatingModel):

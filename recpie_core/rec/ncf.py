@@ -22,7 +22,7 @@ from torch import Tensor
 
 from recpie_core.data.batches import RatingBatch
 from recpie_core.rec.base import RatingModel
-from recpie_core.rec.layers import check_task, make_embedding, mlp_head, rating_output
+from recpie_core.rec.layers import check_config, make_embedding, mlp_head, rating_output
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,7 @@ class NCFConfig:
     task: str = "regression"  # "regression" | "classification"
 
     def __post_init__(self):
-        check_task(self.task)
-        if self.dim < 1:
-            raise ValueError(f"dim must be positive, got {self.dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_config(self.task, self.dropout, dim=self.dim)
 
 
 class NCF(RatingModel):

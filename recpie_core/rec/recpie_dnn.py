@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from recpie_core.data.batches import RatingBatch
 from recpie_core.rec.base import RatingModel
-from recpie_core.rec.layers import (HistoryEncoder, attention_weights, check_task, make_embedding,
+from recpie_core.rec.layers import (HistoryEncoder, attention_weights, check_config, make_embedding,
                                     mlp_head, rating_output)
 
 TOKENS = ("pos", "neg", "user", "place", "seq")
@@ -60,14 +60,10 @@ class RecPIEConfig:
     hist_len: int = 20  # most recent history items read (longer histories are cut)
 
     def __post_init__(self):
-        check_task(self.task)
+        check_config(self.task, self.dropout, dim=self.dim, expl_dim=self.expl_dim, hist_len=self.hist_len)
         if self.explanation_tokens not in EXPLANATION_TOKENS:
             raise ValueError(f"explanation_tokens must be one of {EXPLANATION_TOKENS}, "
                              f"got {self.explanation_tokens!r}")
-        if self.dim < 1 or self.expl_dim < 1 or self.hist_len < 1:
-            raise ValueError("dim, expl_dim and hist_len must be positive")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)

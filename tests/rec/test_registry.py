@@ -41,3 +41,14 @@ def test_every_model_trains_one_epoch(name, task, tiny_data):
     assert torch.isfinite(pred).all() and ((pred >= 0) & (pred <= 1)).all()
     assert len(fit.history) == (2 if any(p.requires_grad for p in model.parameters()) else 1)
     assert fit.valid["loss"] == fit.history[fit.best_epoch]["valid_loss"]
+
+
+def test_model_configs_refuse_bad_sizes_dropout_and_task():
+    from recpie_core.rec.registry import make_config
+
+    with pytest.raises(ValueError, match="n_blocks"):
+        make_config("sasrec", n_blocks=0)
+    with pytest.raises(ValueError, match="dropout"):
+        make_config("din", dropout=1.0)
+    with pytest.raises(ValueError, match="task"):
+        make_config("mf", task="ranking")
