@@ -18,6 +18,11 @@ class RatingModel(nn.Module):
     statistics of the training table (the mean baselines) override ``prepare``.
     """
 
+    def __init__(self, config, n_users: int, n_places: int, n_categories: int):
+        super().__init__()
+        self.config = config
+        self.n_users, self.n_places, self.n_categories = n_users, n_places, n_categories
+
     def forward(self, batch: RatingBatch) -> Tensor:  # (B,)
         raise NotImplementedError
 

@@ -44,9 +44,7 @@ class BERT4RecConfig:
 
 class BERT4Rec(RatingModel):
     def __init__(self, config: BERT4RecConfig, n_users: int, n_places: int, n_categories: int):
-        super().__init__()
-        self.config = config
-        self.n_users, self.n_places, self.n_categories = n_users, n_places, n_categories
+        super().__init__(config, n_users, n_places, n_categories)
         D = config.dim
         self.place_embedding = make_embedding(n_places, D)
         self.category_embedding = make_embedding(n_categories, D)

@@ -45,9 +45,7 @@ class DINConfig:
 
 class DIN(RatingModel):
     def __init__(self, config: DINConfig, n_users: int, n_places: int, n_categories: int):
-        super().__init__()
-        self.config = config
-        self.n_users, self.n_places, self.n_categories = n_users, n_places, n_categories
+        super().__init__(config, n_users, n_places, n_categories)
         D = config.dim
         self.place_embedding = make_embedding(n_places, D)
         self.category_embedding = make_embedding(n_categories, D)

@@ -43,9 +43,7 @@ class _MeanModel(RatingModel):
     key: str | None = None  # the batch field the table is indexed by; None = one global value
 
     def __init__(self, config: MeanConfig, n_users: int, n_places: int, n_categories: int):
-        super().__init__()
-        self.config = config
-        self.n_users, self.n_places, self.n_categories = n_users, n_places, n_categories
+        super().__init__(config, n_users, n_places, n_categories)
         n = {"user": n_users, "place": n_places, None: 1}[self.key]
         # buffers, not parameters: saved in checkpoints, untouched by the optimizer
         self.register_buffer("table", torch.full((n,), 0.5))  # (n,) per-id mean, unit scale

@@ -38,9 +38,7 @@ class MFConfig:
 
 class BiasedMF(RatingModel):
     def __init__(self, config: MFConfig, n_users: int, n_places: int, n_categories: int):
-        super().__init__()
-        self.config = config
-        self.n_users, self.n_places, self.n_categories = n_users, n_places, n_categories
+        super().__init__(config, n_users, n_places, n_categories)
         self.user_embedding = make_embedding(n_users, config.dim)
         self.place_embedding = make_embedding(n_places, config.dim)
         self.user_bias = make_embedding(n_users, 1, std=0.0)

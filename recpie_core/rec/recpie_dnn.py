@@ -75,9 +75,7 @@ class RecPIENoExplConfig(RecPIEConfig):
 
 class RecPIEDNN(RatingModel):
     def __init__(self, config: RecPIEConfig, n_users: int, n_places: int, n_categories: int):
-        super().__init__()
-        self.config = config
-        self.n_users, self.n_places, self.n_categories = n_users, n_places, n_categories
+        super().__init__(config, n_users, n_places, n_categories)
         D = config.dim
         self.user_embedding = make_embedding(n_users, D)  # id 0 (unknown user) = zeros
         self.place_embedding = make_embedding(n_places, D)
