@@ -14,8 +14,8 @@ truncated gzip, an empty file or a crash leaves the previous tables whole.
 
 Reviews take a fast path, checked against a per-line path:
 
-- A reader thread decompresses (zlib, in C, GIL released) into chunks of about
-  ``chunk_bytes`` that end at a newline.
+- A reader thread decompresses (ISA-L, in C, GIL released) into chunks of about
+  ``chunk_bytes`` that end at a newline, and finds their line boundaries.
 - Lines that cannot be a JSON object (not ``{...}``, blank, invalid UTF-8) go straight to
   the per-line path. The rest are parsed together by ``pl.read_ndjson`` with an explicit
   schema; if that parse still fails (a syntax error inside ``{...}``), the chunk is bisected
@@ -64,9 +64,8 @@ import sys
 import threading
 import time
 import uuid
-import zlib
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,6 +76,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from isal import isal_zlib    # ISA-L inflate: zlib's API at 2.3x its speed here (bench/reports/ingest.md)
 from tqdm import tqdm
 
 from recpie_core.io import TMP_MARK, atomic_write, fsync_path
@@ -112,10 +112,11 @@ ROWS_PER_GROUP = 128_000          # rows per Parquet row group
 DUCKDB_MEMORY_LIMIT = "512MB"     # for the exact duplicate check
 
 _READ_BYTES = 1 << 20             # compressed bytes per read
-_INFLATE_BYTES = 4 << 20          # decompressed bytes per zlib call (bounds a gzip bomb)
+_INFLATE_BYTES = 4 << 20          # decompressed bytes per inflate call (bounds a gzip bomb)
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _BISECT_MIN_LINES = 64            # a failing block this small is parsed line by line
+_PARSE_THREADS = 2                # chunks parsed at once, besides the reader and writer threads
 
 # The fast parser's view of a review line. Binary and Int64 never coerce: a value of
 # another JSON type reads as null, so the row goes to the per-line path (Int8 panics).
@@ -188,7 +189,7 @@ class _Chunk(NamedTuple):
     data: bytes | _LongLine    # whole lines, ending with b"\n"
     first_line: int            # 1-based number of its first line
     source_pos: int            # source bytes read so far (for progress)
-    prepared: object = None    # what the reader thread worked out ahead (see _Kind.prepare)
+    prepared: Sized | None = None    # what the reader thread worked out ahead (see _Kind.prepare)
 
 
 def _file_blocks(path: Path, pos: list[int]) -> Iterator[bytes]:
@@ -214,7 +215,7 @@ def _file_blocks(path: Path, pos: list[int]) -> Iterator[bytes]:
                 yield pending
                 pending = read()
             return
-        inflater = zlib.decompressobj(31)
+        inflater = isal_zlib.decompressobj(31)
         while True:
             if not pending:
                 pending = read()
@@ -230,10 +231,10 @@ def _file_blocks(path: Path, pos: list[int]) -> Iterator[bytes]:
                     pending += more
                 if not pending.startswith(_GZIP_MAGIC):
                     raise SourceError(f"{path}: unexpected bytes after the end of the gzip data")
-                inflater = zlib.decompressobj(31)
+                inflater = isal_zlib.decompressobj(31)
             try:
                 out = inflater.decompress(pending, _INFLATE_BYTES)
-            except zlib.error as e:
+            except isal_zlib.error as e:
                 raise SourceError(f"{path}: corrupt gzip data ({e})") from None
             pending = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
             if out:
@@ -509,7 +510,10 @@ def _raw_text(raw: bytes) -> str:
 
 
 class _Lines:
-    """Line boundaries of a chunk: line i is data[starts[i]:ends[i]] (ends[i] is its b"\\n")."""
+    """Line boundaries of a chunk: line i is data[starts[i]:ends[i]] (ends[i] is its b"\\n").
+
+    ``plausible`` marks the lines worth a fast parse (set by _prepare_reviews).
+    """
 
     def __init__(self, data: bytes):
         self.data = data
@@ -519,6 +523,7 @@ class _Lines:
         self.starts[:1] = 0
         self.starts[1:] = self.ends[:-1] + 1
         self.arr = arr
+        self.plausible: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -630,21 +635,20 @@ def _long_line(chunk: _Chunk, file: str, schema: pl.Schema) -> _Parsed:
     return _Parsed(pl.DataFrame(schema=schema), rejected, 1, lambda line: head)
 
 
-def _prepare_reviews(data: bytes | _LongLine) -> tuple[_Lines, np.ndarray] | None:
+def _prepare_reviews(data: bytes) -> _Lines:
     """Line boundaries and the lines worth a fast parse (numpy; runs on the reader thread)."""
-    if isinstance(data, _LongLine):
-        return None
     lines = _Lines(data)
-    plausible = lines.could_be_objects()
+    lines.plausible = lines.could_be_objects()
     if not data.isascii():               # invalid UTF-8 would fail the whole parse: set it aside
-        plausible &= ~lines.invalid_utf8()
-    return lines, plausible
+        lines.plausible &= ~lines.invalid_utf8()
+    return lines
 
 
 def _parse_reviews(chunk: _Chunk, file: str) -> _Parsed:
     if isinstance(chunk.data, _LongLine):
         return _long_line(chunk, file, REVIEW_SCHEMA)
-    lines, plausible = chunk.prepared or _prepare_reviews(chunk.data)
+    lines = chunk.prepared or _prepare_reviews(chunk.data)
+    plausible = lines.plausible
     parsed, left = _parse_fast(lines, np.flatnonzero(plausible))
     frames, unsure = [], [np.flatnonzero(~plausible), *left]
     for df, idx in parsed:
@@ -667,10 +671,14 @@ def _parse_reviews(chunk: _Chunk, file: str) -> _Parsed:
                    lambda line: lines.raw(line - chunk.first_line))
 
 
+def _split_lines(data: bytes) -> list[bytes]:
+    return data.split(b"\n")[:-1]
+
+
 def _parse_places(chunk: _Chunk, file: str) -> _Parsed:
     if isinstance(chunk.data, _LongLine):
         return _long_line(chunk, file, PLACE_SCHEMA)
-    raws = chunk.data.split(b"\n")[:-1]
+    raws = chunk.prepared if chunk.prepared is not None else _split_lines(chunk.data)
     rows, rejected = [], []
     for i, raw in enumerate(raws):
         row, reason = _check_place(raw)
@@ -683,15 +691,38 @@ def _parse_places(chunk: _Chunk, file: str) -> _Parsed:
 
 
 def _iter_parsed(path: Path, kind: _Kind, chunk_bytes: int) -> Iterator[tuple[_Parsed, int]]:
-    def read() -> Iterator[tuple]:       # runs on the reader thread
-        for data, pos in _line_chunks(Path(path), chunk_bytes):
-            yield data, pos, kind.prepare(data) if kind.prepare else None
+    """Parsed chunks of ``path`` in order, with the source bytes read so far.
 
-    line = 1
-    for data, pos, prepared in _prefetch(read()):
-        parsed = kind.parse(_Chunk(data, line, pos, prepared), Path(path).name)
-        line += parsed.n_lines
-        yield parsed, pos
+    Three stages overlap: the reader thread decompresses and cuts chunks, _PARSE_THREADS
+    workers parse them (Polars releases the GIL), and the caller settles duplicates and
+    hands rows to the writer while the next chunks parse.
+    """
+    def read() -> Iterator[_Chunk]:       # runs on the reader thread
+        line = 1
+        for data, pos in _line_chunks(Path(path), chunk_bytes):
+            prepared = None if isinstance(data, _LongLine) else kind.prepare(data)
+            yield _Chunk(data, line, pos, prepared)
+            line += 1 if prepared is None else len(prepared)
+
+    name = Path(path).name
+    with ThreadPoolExecutor(_PARSE_THREADS, thread_name_prefix="recpie-parse") as pool:
+        in_flight: deque[tuple[Future, _Chunk]] = deque()
+        try:
+            for chunk in _prefetch(read()):
+                in_flight.append((pool.submit(kind.parse, chunk, name), chunk))
+                if len(in_flight) > _PARSE_THREADS:
+                    yield _settled(*in_flight.popleft())
+            while in_flight:
+                yield _settled(*in_flight.popleft())
+        finally:
+            for future, _ in in_flight:
+                future.cancel()
+
+
+def _settled(future: Future, chunk: _Chunk) -> tuple[_Parsed, int]:
+    parsed = future.result()
+    assert parsed.n_lines == (1 if chunk.prepared is None else len(chunk.prepared))   # line numbers hold
+    return parsed, chunk.source_pos
 
 
 def iter_reviews(path: Path, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
@@ -851,7 +882,7 @@ def _duplicates_sql(keys: list[str]) -> str:
 class _Kind:
     """What differs between reviews and places."""
     name: str
-    prepare: Callable[[bytes | _LongLine], object] | None    # on the reader thread
+    prepare: Callable[[bytes], Sized]    # on the reader thread; len() is the chunk's line count
     parse: Callable[[_Chunk, str], _Parsed]
     schema: pl.Schema
     keys: list[str]
@@ -859,7 +890,7 @@ class _Kind:
 
 
 _REVIEWS = _Kind("reviews", _prepare_reviews, _parse_reviews, REVIEW_SCHEMA, ["user_id", "place_id", "ts"], "duplicate")
-_PLACES = _Kind("places", None, _parse_places, PLACE_SCHEMA, ["place_id"], "duplicate gmap_id")
+_PLACES = _Kind("places", _split_lines, _parse_places, PLACE_SCHEMA, ["place_id"], "duplicate gmap_id")
 
 
 def ingest_reviews(files: list[Path], out: Path, rejected_out: Path, *,
