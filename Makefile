@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.recpie-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test test-slow dagster mlflow clean
+.PHONY: setup run lint test test-slow dagster mlflow clean
 
 setup: $(STAMP)
 
@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(VENV)/bin/recpie run
 
-# Fast tests (under 10 minutes on 2 cores); CI also runs the slow ones (see .ci/run).
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# Lint, then the fast tests (under 10 minutes on 2 cores); CI also runs the slow ones (see .ci/run).
+test: lint
 	$(VENV)/bin/pytest -q -m "not slow"
 
 # LLM and whole-pipeline tests; exit 5 means none were collected, which is not a failure.

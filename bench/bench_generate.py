@@ -93,7 +93,8 @@ def main() -> None:
                     ids = p + q
                 dt = time.perf_counter() - t
                 n_tok = sum(len(r) for r in ids)
-                print(f"| {call} | {bs} | {new} | {n_tok / dt:.0f} | {len(ids) / dt:.1f} | {1000 * dt / len(ids):.0f} |",
+                print(f"| {call} | {bs} | {new} | {n_tok / dt:.0f} | {len(ids) / dt:.1f} "
+                      f"| {1000 * dt / len(ids):.0f} |",
                       flush=True)
 
     if args.pie_batch:

@@ -7,7 +7,8 @@ from recpie_core.data.checks import rejected_share
 from recpie_core.data.split import split_leaks
 
 
-@dg.asset_check(asset="raw_reviews", description="The share of rejected review lines stays under the profile's threshold.")
+@dg.asset_check(asset="raw_reviews",
+                description="The share of rejected review lines stays under the profile's threshold.")
 def rejected_share_below_threshold(recpie: RecpieResource) -> dg.AssetCheckResult:
     home = recpie.paths
     stats = rejected_share(home.table("raw_reviews"), home.table("rejected_reviews"))

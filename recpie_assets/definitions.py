@@ -8,8 +8,7 @@ import dagster as dg
 
 from recpie_assets import baselines, checks, ingest, rounds, split
 from recpie_assets.report import build_report_asset
-from recpie_assets.resources import (MlflowResource, RecpieResource, WarehouseIOManager, default_home,
-                                     default_profile)
+from recpie_assets.resources import MlflowResource, RecpieResource, WarehouseIOManager, default_home, default_profile
 from recpie_core.profiles import get_profile
 
 

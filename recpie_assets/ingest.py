@@ -39,7 +39,8 @@ def _ingest_assets(name: str, kept: str, rejected: str, files_of, ingest) -> dg.
         home = recpie.paths
         out, quarantine = home.table(f"raw_{name}"), home.table(f"rejected_{name}")
         summary = ingest(files_of(recpie.source_files()), out, quarantine)
-        yield dg.MaterializeResult(asset_key=f"raw_{name}", metadata={**table_metadata(out), **_summary_metadata(summary)})
+        yield dg.MaterializeResult(asset_key=f"raw_{name}",
+                                   metadata={**table_metadata(out), **_summary_metadata(summary)})
         yield dg.MaterializeResult(asset_key=f"rejected_{name}", metadata=table_metadata(quarantine))
 
     return _assets

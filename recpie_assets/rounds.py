@@ -26,7 +26,8 @@ def recommender_r0(context: dg.AssetExecutionContext, recpie: RecpieResource, ml
     with mlflow.step_run(context, "recommender_r0", recpie) as tracker:
         summary = steps.train_recommender_r0(recpie.paths, recpie.get_profile(), tracker)
         mlflow.log_folder(tracker.run_id, recpie.paths.models / "recommender_r0", "recommender")
-    return _result(summary, mlflow.run_url(tracker.run_id), path=dg.MetadataValue.path(str(recpie.paths.models / "recommender_r0")))
+    return _result(summary, mlflow.run_url(tracker.run_id),
+                   path=dg.MetadataValue.path(str(recpie.paths.models / "recommender_r0")))
 
 
 def build_round_assets(k: int) -> list[dg.AssetsDefinition]:

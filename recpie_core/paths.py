@@ -48,7 +48,7 @@ class RecpieHome:
         """Parquet path of the warehouse table produced by asset ``name``."""
         return self.warehouse / f"{name}.parquet"
 
-    def ensure(self) -> "RecpieHome":
+    def ensure(self) -> RecpieHome:
         for p in (self.raw, self.warehouse, self.models, self.mlflow, self.reports, self.dagster):
             p.mkdir(parents=True, exist_ok=True)
         return self

@@ -23,8 +23,14 @@ from recpie_core.io import atomic_write, scan_table
 from recpie_core.loop import with_explanations
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile
-from recpie_core.rec.evaluate import (ModelResult, attention_readout, improvement_table, plot_results, results_json,
-                                      results_markdown)
+from recpie_core.rec.evaluate import (
+    ModelResult,
+    attention_readout,
+    improvement_table,
+    plot_results,
+    results_json,
+    results_markdown,
+)
 from recpie_core.steps import PREDICTIONS, load_inputs, load_round, make_encoder
 
 REFERENCE = "recpie"
@@ -72,7 +78,8 @@ def explanation_quality(home: RecpieHome, profile: Profile, table_name: str, tru
         t = table.join(truth, on=list(KEY), how="inner")
         out["coverage_pos"] = aspect_coverage(t["pos_text"].to_list(), t["liked_aspects"].to_list())
         if t["neg_text"].null_count() < t.height:
-            out["coverage_neg"] = aspect_coverage(t["neg_text"].fill_null("").to_list(), t["disliked_aspects"].to_list())
+            out["coverage_neg"] = aspect_coverage(t["neg_text"].fill_null("").to_list(),
+                                                  t["disliked_aspects"].to_list())
     return out
 
 
@@ -80,7 +87,8 @@ def build_report(home: RecpieHome, profile: Profile, truth_dir: Path | None = No
     """Write ``reports/evaluation.{json,md,png}``; returns the JSON document."""
     rounds = profile.rounds
     best, valid = selected_round(home, rounds)
-    frames = {f"recpie_r{k}": pl.read_parquet(home.models / f"recommender_r{k}" / PREDICTIONS) for k in range(rounds + 1)}
+    frames = {f"recpie_r{k}": pl.read_parquet(home.models / f"recommender_r{k}" / PREDICTIONS)
+              for k in range(rounds + 1)}
     frames["explanation_only"] = pl.read_parquet(home.models / "explanation_only" / PREDICTIONS)
     baselines = pl.read_parquet(home.table("baselines"))
     for (name,), rows in baselines.group_by("model", maintain_order=True):
@@ -90,7 +98,8 @@ def build_report(home: RecpieHome, profile: Profile, truth_dir: Path | None = No
     results = {REFERENCE: _result(REFERENCE, frames[f"recpie_r{best}"])}
     results |= {name: _result(name, f) for name, f in frames.items()}
     # Table 2's comparison: RecPIE against the baselines, not against its own rounds and variants
-    compared = {n: r for n, r in results.items() if n == REFERENCE or not (n.startswith("recpie_r") or n == "explanation_only")}
+    compared = {n: r for n, r in results.items()
+                if n == REFERENCE or not (n.startswith("recpie_r") or n == "explanation_only")}
 
     # similarity to the review is measured in one sentence space, whatever the recommender reads
     encoder = make_encoder(home, replace(profile, encoder="") if profile.encoder == "llm" else profile)
@@ -101,7 +110,8 @@ def build_report(home: RecpieHome, profile: Profile, truth_dir: Path | None = No
         data = with_explanations(inputs.data, pl.read_parquet(home.table(f"explanations_r{k}")))
         attention[f"recpie_r{k}"] = attention_readout(load_round(home.models / f"recommender_r{k}", profile.seeds[0]),
                                                       data.test)
-    quality["explanation_only"] = explanation_quality(home, profile, "explanations_explanation_only", truth_dir, encoder)
+    quality["explanation_only"] = explanation_quality(home, profile, "explanations_explanation_only", truth_dir,
+                                                      encoder)
 
     doc = results_json(results)
     doc["improvement"] = results_json(compared, REFERENCE)["improvement"]
@@ -141,7 +151,8 @@ def _markdown(results, compared, best, valid, quality, attention, profile) -> st
              f"Improvement of `{REFERENCE}` over the best baseline (paper Table 2; positive = RecPIE better):", "",
              "| metric | recpie | best baseline | its value | improvement |", "|---|---:|---|---:|---:|",
              *[f"| {_METRIC_LABEL[r['metric']]} | {_fmt(r['reference'])} | {r['best_other'] or 'n/a'} | "
-               f"{_fmt(r['best_other_value'])} | {r['improvement_pct']:+.2f}% |" for r in improvement_table(compared, REFERENCE)],
+               f"{_fmt(r['best_other_value'])} | {r['improvement_pct']:+.2f}% |"
+               for r in improvement_table(compared, REFERENCE)],
              "",
              "## Explanation quality (test rows)", "",
              "Coverage: share of the aspects that truly drove a rating (synthetic truth) that the positive "
@@ -152,7 +163,8 @@ def _markdown(results, compared, best, valid, quality, attention, profile) -> st
         lines.append(f"| {name} | {_fmt(q.get('coverage_pos'))} | {_fmt(q.get('coverage_neg'))} | "
                      f"{_fmt(q.get('similarity_to_review'))} |")
     lines += ["", "## Attention on the explanation tokens (paper Fig. 9, seed 0, test rows)", "",
-              "| round | rated >= 4: pos | rated >= 4: neg | rated < 4: pos | rated < 4: neg |", "|---|---:|---:|---:|---:|"]
+              "| round | rated >= 4: pos | rated >= 4: neg | rated < 4: pos | rated < 4: neg |",
+              "|---|---:|---:|---:|---:|"]
     for name, a in attention.items():
         lines.append(f"| {name} | {_fmt(a['positive']['pos'])} | {_fmt(a['positive']['neg'])} | "
                      f"{_fmt(a['negative']['pos'])} | {_fmt(a['negative']['neg'])} |")

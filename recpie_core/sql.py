@@ -13,7 +13,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from recpie_core.io import atomic_write
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
-Input = Union[Path, pl.DataFrame, pl.LazyFrame]
+Input = Path | pl.DataFrame | pl.LazyFrame
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 

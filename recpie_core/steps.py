@@ -26,8 +26,7 @@ from recpie_core.explain.direct import direct_predict
 from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.text_encoder import LLMHiddenEncoder, SentenceEncoder, TextEncoder
 from recpie_core.io import atomic_write, scan_table, write_parquet_atomic
-from recpie_core.loop import (RecStepResult, align, build_prompts, explain_step, pie_step, rec_step,
-                              with_explanations)
+from recpie_core.loop import RecStepResult, align, build_prompts, explain_step, pie_step, rec_step, with_explanations
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile
 from recpie_core.rec.checkpoint import load_checkpoint, save_checkpoint

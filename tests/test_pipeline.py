@@ -81,7 +81,8 @@ def test_report_has_every_model_on_both_scales(finished_home, capsys):
 
 def test_explain_prints_the_case_study(finished_home, capsys):
     home, _ = finished_home
-    row = pl.read_parquet(home / "warehouse" / "user_temporal_split.parquet").filter(pl.col("split") == "test").row(0, named=True)
+    split = pl.read_parquet(home / "warehouse" / "user_temporal_split.parquet")
+    row = split.filter(pl.col("split") == "test").row(0, named=True)
     assert main(["--home", str(home), "explain", "--profile", "smoke", "--user", row["user_id"],
                  "--place", row["place_id"]]) == 0
     out = capsys.readouterr().out

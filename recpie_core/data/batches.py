@@ -70,7 +70,7 @@ class RatingTensors(RatingBatch):
             pos_emb=take(self.pos_emb), neg_emb=take(self.neg_emb),
         )
 
-    def with_explanations(self, pos_emb: Tensor | None, neg_emb: Tensor | None) -> "RatingTensors":
+    def with_explanations(self, pos_emb: Tensor | None, neg_emb: Tensor | None) -> RatingTensors:
         """A copy carrying explanation embeddings (N, E) aligned with the rows."""
         if pos_emb is not None and (pos_emb.shape[0] != len(self) or neg_emb is None or neg_emb.shape != pos_emb.shape):
             raise ValueError(f"explanation embeddings must both be ({len(self)}, E); got "
@@ -184,7 +184,8 @@ def load_rating_data(split: pl.DataFrame, places: pl.DataFrame | None = None, hi
     ``valid`` is the rows flagged ``valid`` (the newest part of each user's training
     ratings); ``train`` the other training rows; ``test`` the ``split = 'test'`` rows.
     """
-    missing = {"user_id", "place_id", "rating", "ts", "split", "valid", "hist_place_ids", "hist_ratings"} - set(split.columns)
+    needed = {"user_id", "place_id", "rating", "ts", "split", "valid", "hist_place_ids", "hist_ratings"}
+    missing = needed - set(split.columns)
     if missing:
         raise ValueError(f"split table lacks columns {sorted(missing)}")
     if split.filter(pl.col("split") == "train").is_empty():

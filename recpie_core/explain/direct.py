@@ -3,7 +3,8 @@
 The prompt is ``prompts.direct_prompt`` (history and candidate, "Answer with a single
 digit"), the reply started with ``reply_prefix`` ("Rating:"); the reply's first standalone
 digit 1-5 is the rating. A reply without one gets the fallback (the caller passes the
-training mean, on the unit scale), and the fallbacks are counted: a model that rarely answers with a digit is not a rating model, and the count says so.
+training mean, on the unit scale), and the fallbacks are counted: a model that rarely answers
+with a digit is not a rating model, and the count says so.
 Predictions are returned on the unit scale (r - 1) / 4, like every rating model's.
 """
 

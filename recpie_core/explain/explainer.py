@@ -72,7 +72,7 @@ class Explainer:
     # --- construction and checkpoints -----------------------------------------------------
 
     @classmethod
-    def create(cls, cfg: LLMConfig, cache_dir: Path, user_dim: int = 8, seed: int = 0) -> "Explainer":
+    def create(cls, cfg: LLMConfig, cache_dir: Path, user_dim: int = 8, seed: int = 0) -> Explainer:
         """Base model from ``load_causal_lm``, fresh LoRA adapters and a fresh projector."""
         base, tokenizer = load_causal_lm(cfg, cache_dir)
         with torch.random.fork_rng(devices=[]):
@@ -98,7 +98,7 @@ class Explainer:
         return atomic_write(Path(folder), write)
 
     @classmethod
-    def load(cls, folder: Path, cache_dir: Path, device: str | None = None, dtype: str | None = None) -> "Explainer":
+    def load(cls, folder: Path, cache_dir: Path, device: str | None = None, dtype: str | None = None) -> Explainer:
         """An explainer saved by ``save``; ``device`` and ``dtype`` override the saved config's."""
         folder = Path(folder)
         if not (folder / "adapter_model.safetensors").is_file():

@@ -76,7 +76,7 @@ class LLMConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LLMConfig":
+    def from_dict(cls, d: dict) -> LLMConfig:
         d = dict(d)
         d["target_modules"] = tuple(d.get("target_modules", cls.target_modules))
         return cls(**d)

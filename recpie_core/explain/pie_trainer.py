@@ -1,12 +1,12 @@
 """The PIE update of the explainer (Algorithm 1, odd step), given a frozen recommender's rewards.
 
 Per step: draw a batch of (user, place) pairs, sample a positive and a negative explanation
-for each with the current policy (no gradient; one shared prefill per pair), let the caller score them (``reward_fn``: the
-frozen recommender reads the explanation embeddings and predicts the rating; Eq. 4 turns the
-error into a reward), then score the same tokens under the policy (gradient through LoRA and
-the soft-prompt projector) and the reference (adapters off, no gradient), and take one AdamW
-step on Eq. 7 summed over the two polarities. Only LoRA and projector parameters are in the
-optimizer; the base LLM and the recommender's consumer vectors (``user_vecs``) stay fixed.
+for each with the current policy (no gradient; one shared prefill per pair), let the caller
+score them (``reward_fn``: the frozen recommender reads the explanation embeddings and
+predicts the rating; Eq. 4 turns the error into a reward), then score the same tokens under
+the policy (gradient through LoRA and the soft-prompt projector) and the reference (adapters
+off, no gradient), and take one AdamW step on Eq. 7 summed over the two polarities. Only
+LoRA and projector parameters are in the optimizer; the base LLM and the recommender's consumer vectors (``user_vecs``) stay fixed.
 
 Differs from the paper: ``baseline="batch_mean"`` is an option (see ``pie.py``); gradient norm
 clipping; explanations are screened by ``check_explanation`` before the recommender sees them

@@ -52,7 +52,7 @@ class SoftPromptProjector(nn.Module):
         (folder / "soft_prompt.json").write_text(json.dumps(self.config(), indent=2))
 
     @classmethod
-    def load(cls, folder: Path, device: torch.device | str = "cpu") -> "SoftPromptProjector":
+    def load(cls, folder: Path, device: torch.device | str = "cpu") -> SoftPromptProjector:
         folder = Path(folder)
         projector = cls(**json.loads((folder / "soft_prompt.json").read_text()))
         projector.load_state_dict(load_file(folder / "soft_prompt.safetensors"))

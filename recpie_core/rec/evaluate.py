@@ -54,7 +54,7 @@ class ModelResult:
     @classmethod
     def from_predictions(cls, name: str, per_seed_predictions: Sequence[Tensor] | Mapping[int, Tensor],
                          y_true_unit: Tensor, best_epochs: Sequence[int | None] | None = None,
-                         model: RatingModel | None = None) -> "ModelResult":
+                         model: RatingModel | None = None) -> ModelResult:
         """A row from unit-scale predictions (N,) per seed (a list: seeds 0, 1, ...; or {seed: preds})."""
         if isinstance(per_seed_predictions, Mapping):
             seeds, preds = list(per_seed_predictions), list(per_seed_predictions.values())
@@ -195,7 +195,8 @@ def plot_results(results: Mapping[str, ModelResult], path_png: str | Path) -> Pa
     fig = Figure(figsize=(max(6.0, 1.1 * len(names) + 2), 7.5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, 1, sharex=True)
-    for ax, (m, label) in zip(axes, [("rmse", "RMSE (1-5 stars)"), ("mae", "MAE (1-5 stars)"), ("auc", "AUC (rating >= 4)")]):
+    panels = [("rmse", "RMSE (1-5 stars)"), ("mae", "MAE (1-5 stars)"), ("auc", "AUC (rating >= 4)")]
+    for ax, (m, label) in zip(axes, panels):
         means = [results[n].mean(m) for n in names]
         stds = [results[n].std(m) for n in names]
         ax.bar(range(len(names)), np.nan_to_num(means), yerr=stds, capsize=3, color="tab:blue")

@@ -27,7 +27,6 @@ from recpie_core.rec.layers import check_task
 from recpie_core.rec.metrics import is_positive
 
 
-
 @dataclass(frozen=True)
 class MeanConfig:
     shrinkage: float = 5.0  # pseudo-count k pulling each user's / place's mean toward the global one

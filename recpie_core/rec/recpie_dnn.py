@@ -42,8 +42,14 @@ from torch import Tensor, nn
 
 from recpie_core.data.batches import RatingBatch
 from recpie_core.rec.base import RatingModel
-from recpie_core.rec.layers import (HistoryEncoder, attention_weights, check_config, make_embedding,
-                                    mlp_head, rating_output)
+from recpie_core.rec.layers import (
+    HistoryEncoder,
+    attention_weights,
+    check_config,
+    make_embedding,
+    mlp_head,
+    rating_output,
+)
 
 TOKENS = ("pos", "neg", "user", "place", "seq")
 EXPLANATION_TOKENS = ("input", "learned")

@@ -50,7 +50,8 @@ def make_config(name: str, **overrides: Any):
     values = {}
     for key, value in overrides.items():
         default = known[key].default
-        values[key] = tuple(value) if isinstance(value, list) and (default is MISSING or isinstance(default, tuple)) else value
+        as_tuple = isinstance(value, list) and (default is MISSING or isinstance(default, tuple))
+        values[key] = tuple(value) if as_tuple else value
     return config_cls(**values)
 
 

@@ -61,7 +61,8 @@ def test_run_selection_on_foreign_files(tmp_path, home, capsys):
     assert read("raw_reviews").height + read("rejected_reviews").height == n_lines
     rejected = read("rejected_reviews").select("file", "line", "reason").sort("file", "line").rows()
     # files are read in name order, so the later copy of a duplicate is the one in review-Test.json
-    assert rejected == [("review-More.json.gz", 9, "malformed JSON"), ("review-More.json.gz", 10, "rating out of range"),
+    assert rejected == [("review-More.json.gz", 9, "malformed JSON"),
+                        ("review-More.json.gz", 10, "rating out of range"),
                         ("review-Test.json", 1, "duplicate")]
     assert read("raw_places").height == 4 and read("rejected_places").height == 1
     split = read("user_temporal_split")

@@ -43,8 +43,11 @@ def test_unit_scale_round_trip():
 
 def test_loader_covers_every_row_once_and_is_seeded():
     data = load_rating_data(SPLIT, PLACES, hist_len=3)
-    seen = torch.cat([b.user for b in make_loader(data.test, 1, shuffle=True, generator=torch.Generator().manual_seed(0))])
-    again = torch.cat([b.user for b in make_loader(data.test, 1, shuffle=True, generator=torch.Generator().manual_seed(0))])
+    def users() -> torch.Tensor:
+        loader = make_loader(data.test, 1, shuffle=True, generator=torch.Generator().manual_seed(0))
+        return torch.cat([b.user for b in loader])
+
+    seen, again = users(), users()
     assert sorted(seen.tolist()) == sorted(data.test.user.tolist()) and seen.tolist() == again.tolist()
 
 

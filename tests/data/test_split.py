@@ -79,7 +79,7 @@ def ratings_table(n_users=30, seed=0) -> pl.DataFrame:
     rng = random.Random(seed)
     rows = []
     for u in range(n_users):
-        for i in range(rng.randint(2, 25)):
+        for _ in range(rng.randint(2, 25)):
             # coarse timestamps force ties, broken by place_id
             rows.append((f"u{u}", f"p{rng.randint(0, 40)}", rng.randint(1, 5), rng.randint(0, 12)))
     df = pl.DataFrame(rows, schema=["user_id", "place_id", "rating", "ts"], orient="row")
@@ -95,7 +95,8 @@ def split(tmp_path):
 
 def test_split_fractions_per_user(split):
     per_user = split.group_by("user_id").agg(
-        pl.len().alias("n"), (pl.col("split") == "train").sum().alias("n_train"), pl.col("valid").sum().alias("n_valid"))
+        pl.len().alias("n"), (pl.col("split") == "train").sum().alias("n_train"),
+        pl.col("valid").sum().alias("n_valid"))
     for n, n_train, n_valid in per_user.select("n", "n_train", "n_valid").iter_rows():
         assert n_train == max(1, int(n * 0.8))
         assert n_valid == min(n_train - 1, math.ceil(n_train * 0.25))
@@ -107,7 +108,7 @@ def test_split_invariants_hold(split):
 
 
 def test_history_is_the_previous_ratings_newest_last(split):
-    for user, rows in split.sort("pos").group_by("user_id", maintain_order=True):
+    for _, rows in split.sort("pos").group_by("user_id", maintain_order=True):
         places, ratings = rows["place_id"].to_list(), rows["rating"].to_list()
         for i, (h, hr) in enumerate(zip(rows["hist_place_ids"].to_list(), rows["hist_ratings"].to_list())):
             assert h == places[max(0, i - 4):i]
@@ -136,8 +137,8 @@ def test_split_is_deterministic_under_row_order(tmp_path):
 
 
 def test_leak_check_catches_corruption(split):
-    older = split.with_columns(pl.when((pl.col("split") == "test") & (pl.col("pos") == pl.col("pos").max().over("user_id")))
-                               .then(-1).otherwise(pl.col("ts")).alias("ts"))
+    newest_test = (pl.col("split") == "test") & (pl.col("pos") == pl.col("pos").max().over("user_id"))
+    older = split.with_columns(pl.when(newest_test).then(-1).otherwise(pl.col("ts")).alias("ts"))
     assert split_leaks(older)["test_older_than_train"] > 0
     shifted = split.with_columns(pl.col("hist_place_ids").list.reverse())
     assert split_leaks(shifted)["history_lookahead"] > 0

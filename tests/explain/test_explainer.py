@@ -18,7 +18,8 @@ PROMPTS = [explanation_prompt(HIST, PlaceText("Red Rock Coffee", "cafe", "live m
            "Why visit a cafe?"]
 
 
-def user_vecs(n=len(PROMPTS), seed=0):
+def user_vecs(n=None, seed=0):
+    n = len(PROMPTS) if n is None else n
     return torch.randn(n, 8, generator=torch.Generator().manual_seed(seed))
 
 

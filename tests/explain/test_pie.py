@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from recpie_core.explain.pie import apply_baseline, pie_loss, ratio_stats, rating_reward
+from recpie_core.explain.pie import apply_baseline, pie_loss, rating_reward, ratio_stats
 
 
 def test_pie_loss_clips_the_ratio_from_above():

@@ -6,8 +6,15 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from recpie_core.explain.prompts import (PlaceText, PromptConfig, check_explanation, direct_prompt, encode_prompt,
-                                         explanation_prompt, sanitize_field)
+from recpie_core.explain.prompts import (
+    PlaceText,
+    PromptConfig,
+    check_explanation,
+    direct_prompt,
+    encode_prompt,
+    explanation_prompt,
+    sanitize_field,
+)
 
 HIST = [PlaceText("Blue Bottle", "cafe"), PlaceText("Shoreline Park", "park")]
 CAND = PlaceText("Red Rock", "cafe", "Coffee house with live music")

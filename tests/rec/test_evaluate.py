@@ -6,8 +6,15 @@ import math
 import pytest
 import torch
 
-from recpie_core.rec.evaluate import (ModelResult, attention_readout, evaluate_model, improvement_table,
-                                      plot_results, results_json, results_markdown)
+from recpie_core.rec.evaluate import (
+    ModelResult,
+    attention_readout,
+    evaluate_model,
+    improvement_table,
+    plot_results,
+    results_json,
+    results_markdown,
+)
 from recpie_core.rec.fit import FitConfig, fit_rating_model
 from recpie_core.rec.recpie_dnn import TOKENS
 from recpie_core.rec.registry import build_model

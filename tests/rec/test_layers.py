@@ -79,6 +79,7 @@ def test_models_ignore_padded_positions(name):
     base = dict(user=torch.tensor([1, 2, 3, 4]), place=torch.tensor([4, 5, 6, 7]), category=torch.tensor([1, 2, 3, 0]),
                 rating=torch.zeros(4))
     a = model(RatingBatch(hist_place=hp, hist_rating=hr, hist_mask=hm, **base))
-    b = model(RatingBatch(hist_place=torch.where(hm, hp, 11), hist_rating=torch.where(hm, hr, 0.9), hist_mask=hm, **base))
+    b = model(RatingBatch(hist_place=torch.where(hm, hp, 11), hist_rating=torch.where(hm, hr, 0.9), hist_mask=hm,
+                          **base))
     assert a.shape == (4,) and torch.isfinite(a).all()
     assert torch.allclose(a, b, atol=1e-6)

@@ -16,7 +16,8 @@ def sizes(data):
 
 def with_random_explanations(tensors, dim=384, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return tensors.with_explanations(torch.randn(len(tensors), dim, generator=g), torch.randn(len(tensors), dim, generator=g))
+    n = len(tensors)
+    return tensors.with_explanations(torch.randn(n, dim, generator=g), torch.randn(n, dim, generator=g))
 
 
 def test_forward_with_attention_shapes(tiny_data):
