@@ -2,7 +2,8 @@
 and reason, whole-file errors leave the previous tables intact, and the fast (Polars) path
 classifies every line exactly as the per-line path (``json.loads``) does.
 
-Fixtures are hand-written lines in ``tmp_path``, plain and gzipped.
+Fixtures are hand-written lines in ``tmp_path``, plain and gzipped. Limits are patched in
+the module that uses them (line_chunks, line_parsing, parquet_parts), not in google_local.
 """
 
 import gzip
@@ -13,9 +14,17 @@ import polars as pl
 import pytest
 
 from recpie_core.data import google_local as gl
+from recpie_core.data import line_chunks, line_parsing, parquet_parts
 from recpie_core.data.google_local import (
-    PLACE_SCHEMA, REJECTED_SCHEMA, REVIEW_SCHEMA, SourceError, find_source_files,
-    ingest_places, ingest_reviews, iter_reviews, read_table,
+    PLACE_SCHEMA,
+    REJECTED_SCHEMA,
+    REVIEW_SCHEMA,
+    SourceError,
+    find_source_files,
+    ingest_places,
+    ingest_reviews,
+    iter_reviews,
+    read_table,
 )
 
 
@@ -205,7 +214,7 @@ def fast_path_outcome(raw: bytes) -> tuple:
     neighbours down the per-line path too, and the fast path would go untested.
     """
     data = b"\n".join([*FILLER[:50], raw, *FILLER[50:]]) + b"\n"
-    parsed = gl._parse_reviews(gl._Chunk(data, 1, 0), "f")
+    parsed = line_parsing.parse_reviews(line_chunks.Chunk(data, 1, 0), "f")
     assert parsed.n_lines == 101
     acc = {row[-1]: tuple(row[:-2]) for row in parsed.accepted.iter_rows()}
     rej = dict(parsed.rejected.select("line", "reason").iter_rows())
@@ -216,16 +225,16 @@ def fast_path_outcome(raw: bytes) -> tuple:
 def test_fast_and_slow_paths_classify_identically():
     """Each tricky line alone (per-line path) vs among good lines (Polars path)."""
     for raw in TRICKY:
-        assert fast_path_outcome(raw) == outcome(*gl._check_review(raw)), raw[:120]
+        assert fast_path_outcome(raw) == outcome(*line_parsing.check_review(raw)), raw[:120]
 
 
 def test_fast_path_handles_a_chunk_it_cannot_parse_at_all(monkeypatch):
     calls = []
-    original = gl.pl.read_ndjson
-    monkeypatch.setattr(gl.pl, "read_ndjson", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = line_parsing.pl.read_ndjson
+    monkeypatch.setattr(line_parsing.pl, "read_ndjson", lambda *a, **k: calls.append(1) or original(*a, **k))
     lines = [line(review(i)) for i in range(300)]
     lines[150] = b'{"user_id": "1", "time": 5, "rating": NaN, "gmap_id": "g"}'   # passes the '{...}' check
-    parsed = gl._parse_reviews(gl._Chunk(b"\n".join(lines) + b"\n", 1, 0), "f")
+    parsed = line_parsing.parse_reviews(line_chunks.Chunk(b"\n".join(lines) + b"\n", 1, 0), "f")
     assert parsed.accepted.height == 299
     assert parsed.rejected.rows() == [("f", 151, "bad rating", lines[150].decode())]
     assert len(calls) < 20           # found by bisection, not line by line
@@ -250,7 +259,7 @@ def test_hash_collisions_never_reject_a_review(tmp_path, monkeypatch):
     lines = [line(review(i % 150)) for i in range(200)] + [b"garbage"]
     src = write(tmp_path / "review-a.json", lines)
     ingest_reviews([src], tmp_path / "o1", tmp_path / "r1", chunk_bytes=2_000)
-    monkeypatch.setattr(gl._SeenFilter, "BITS_LOG2", 6)
+    monkeypatch.setattr(parquet_parts.SeenFilter, "BITS_LOG2", 6)
     s = ingest_reviews([src], tmp_path / "o2", tmp_path / "r2", chunk_bytes=2_000)
     assert (s.accepted, s.duplicates) == (150, 50)
     for name in ("o", "r"):
@@ -345,8 +354,11 @@ def test_gzip_members_padding_bom_and_crlf(tmp_path):
 
 @pytest.mark.parametrize("read_bytes", [1 << 20, 1_000])    # whole line in one read, or streamed past
 def test_an_overlong_line_is_rejected_and_numbering_continues(tmp_path, monkeypatch, read_bytes):
-    monkeypatch.setattr(gl, "MAX_LINE_BYTES", 5_000)
-    monkeypatch.setattr(gl, "_READ_BYTES", read_bytes)
+    # Both modules check the limit: the reader cuts a line it cannot finish within it, the
+    # per-line path rejects one that arrived whole in a chunk.
+    monkeypatch.setattr(line_chunks, "MAX_LINE_BYTES", 5_000)
+    monkeypatch.setattr(line_parsing, "MAX_LINE_BYTES", 5_000)
+    monkeypatch.setattr(line_chunks, "_READ_BYTES", read_bytes)
     huge = line(review(2, text="x" * 50_000))
     src = write(tmp_path / "review-l.json", [line(review(1)), huge, line(review(3))])
     s = ingest_reviews([src], tmp_path / "o", tmp_path / "r", chunk_bytes=1_000)
@@ -382,7 +394,8 @@ def test_fast_and_slow_paths_agree_on_random_mutations():
     rng = np.random.default_rng(7)
     tokens = ['"5"', '5', '5.0', '-3', '1e400', '1E2', '"\\ud800"', '"\\u0000"', '"\\ud83d\\ude00"', 'true',
               'null', '[]', '{}', '[1, [2]]', '{"a": {"b": null}}', '""', '"0x1:0x2"', '"12a"', '0.5',
-              '"caf\\u00e9"', '"\\"quoted\\""', '12345678901234567890', '123456789012345678901234567890', '-0', '-0.0', '4.0', '"\xc3\xa9"']
+              '"caf\\u00e9"', '"\\"quoted\\""', '12345678901234567890', '123456789012345678901234567890',
+              '-0', '-0.0', '4.0', '"\xc3\xa9"']
     keys = ["user_id", "name", "time", "rating", "text", "pics", "resp", "gmap_id", "other"]
     lines = []
     for i in range(400):
@@ -399,7 +412,7 @@ def test_fast_and_slow_paths_agree_on_random_mutations():
             raw = raw[:cut] + raw[cut + 1:]                                                   # one byte gone
         lines.append(raw)
     got = [fast_path_outcome(raw) for raw in lines]
-    expected = [outcome(*gl._check_review(raw)) for raw in lines]
+    expected = [outcome(*line_parsing.check_review(raw)) for raw in lines]
     mismatches = [(raw, e, g) for raw, e, g in zip(lines, expected, got) if e != g]
     assert not mismatches, mismatches[:3]
     accepted = sum(g[0] == "accepted" for g in got)
