@@ -6,7 +6,8 @@ score them (``reward_fn``: the frozen recommender reads the explanation embeddin
 predicts the rating; Eq. 4 turns the error into a reward), then score the same tokens under
 the policy (gradient through LoRA and the soft-prompt projector) and the reference (adapters
 off, no gradient), and take one AdamW step on Eq. 7 summed over the two polarities. Only
-LoRA and projector parameters are in the optimizer; the base LLM and the recommender's consumer vectors (``user_vecs``) stay fixed.
+LoRA and projector parameters are in the optimizer; the base LLM and the recommender's
+consumer vectors (``user_vecs``) stay fixed.
 
 Differs from the paper: ``baseline="batch_mean"`` is an option (see ``pie.py``); gradient norm
 clipping; explanations are screened by ``check_explanation`` before the recommender sees them
