@@ -71,7 +71,7 @@ def review_line(rng: random.Random, i: int, n_users: int, n_places: int) -> dict
     }
 
 
-def bad_line(rng: random.Random, kind: str, good: str, earlier: list[bytes]) -> bytes:
+def bad_line(rng: random.Random, kind: str, good: str, earlier: list[bytes], ensure_ascii: bool) -> bytes:
     if kind == "malformed":
         return good[: rng.randrange(5, len(good) - 1)].encode()
     if kind == "not_object":
@@ -84,7 +84,7 @@ def bad_line(rng: random.Random, kind: str, good: str, earlier: list[bytes]) -> 
         field = rng.choice(["user_id", "gmap_id", "rating", "time"])
         row = json.loads(good)
         del row[field]
-        return json.dumps(row).encode()
+        return json.dumps(row, ensure_ascii=ensure_ascii).encode()
     if kind == "time_text":
         return good.replace('"time": ', '"time": "yesterday", "x": ', 1).encode()
     if kind == "blank":
@@ -96,8 +96,12 @@ def bad_line(rng: random.Random, kind: str, good: str, earlier: list[bytes]) -> 
     raise ValueError(kind)
 
 
-def generate(path: Path, lines: int, seed: int = 0, bad_rate: float = BAD_RATE) -> None:
-    """Write ``lines`` review lines to ``path`` (through ``gzip -6``, as the UCSD files), atomically."""
+def generate(path: Path, lines: int, seed: int = 0, bad_rate: float = BAD_RATE, ensure_ascii: bool = True) -> None:
+    """Write ``lines`` review lines to ``path`` (through ``gzip -6``, as the UCSD files), atomically.
+
+    ``ensure_ascii=False`` writes non-ASCII text as raw UTF-8 instead of ``\\u`` escapes
+    (about 30% of the lines then hold non-ASCII bytes).
+    """
     rng = random.Random(seed)
     n_users, n_places = max(10, lines // 8), max(10, lines // 40)
     tmp = path.with_name(path.name + ".partial")
@@ -106,9 +110,9 @@ def generate(path: Path, lines: int, seed: int = 0, bad_rate: float = BAD_RATE) 
         gz = subprocess.Popen(["gzip", "-6", "-c"], stdin=subprocess.PIPE, stdout=fh)
         buf: list[bytes] = []
         for i in range(lines):
-            good = json.dumps(review_line(rng, i, n_users, n_places))
+            good = json.dumps(review_line(rng, i, n_users, n_places), ensure_ascii=ensure_ascii)
             if rng.random() < bad_rate:
-                line = bad_line(rng, rng.choice(BAD_KINDS), good, earlier)
+                line = bad_line(rng, rng.choice(BAD_KINDS), good, earlier, ensure_ascii)
             else:
                 line = good.encode()
                 if len(earlier) < 1000 and rng.random() < 0.01:
@@ -166,13 +170,13 @@ print(pl.scan_parquet(sys.argv[2] + "/scan.parquet").select(pl.len()).collect().
 """
 
 
-def cached_input(folder: Path, lines: int, bad_rate: float) -> Path:
-    name = f"review-{lines}.json.gz" if bad_rate else f"review-{lines}-clean.json.gz"
+def cached_input(folder: Path, lines: int, bad_rate: float, raw_utf8: bool = False) -> Path:
+    name = f"review-{lines}{'' if bad_rate else '-clean'}{'-utf8' if raw_utf8 else ''}.json.gz"
     path = folder / name
     if not path.exists():
         print(f"generating {lines:,} lines into {path} (once) ...", flush=True)
         t = time.perf_counter()
-        generate(path, lines, bad_rate=bad_rate)
+        generate(path, lines, bad_rate=bad_rate, ensure_ascii=not raw_utf8)
         print(f"  done in {time.perf_counter() - t:.0f} s", flush=True)
     return path
 
@@ -185,11 +189,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs of each contender; the fastest is kept")
     ap.add_argument("--no-clean", action="store_true",
                     help="skip the clean-file runs (the scan_ndjson comparison)")
+    ap.add_argument("--raw-utf8", action="store_true",
+                    help="inputs with raw UTF-8 text instead of \\u escapes (json.dumps(ensure_ascii=False))")
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    inputs = {"dirty": cached_input(args.dir, args.lines, BAD_RATE)}
+    inputs = {"dirty": cached_input(args.dir, args.lines, BAD_RATE, args.raw_utf8)}
     if not args.no_clean:
-        inputs["clean"] = cached_input(args.dir, args.lines, 0.0)
+        inputs["clean"] = cached_input(args.dir, args.lines, 0.0, args.raw_utf8)
 
     rows, summary = [], None
     with tempfile.TemporaryDirectory(prefix="out-", dir=args.dir) as out:

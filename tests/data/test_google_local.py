@@ -228,6 +228,37 @@ def test_fast_and_slow_paths_classify_identically():
         assert fast_path_outcome(raw) == outcome(*line_parsing.check_review(raw)), raw[:120]
 
 
+def test_utf8_check_agrees_with_bytes_decode():
+    """Seeded fuzz of the vectorised UTF-8 check: boundary bytes, valid code points, ASCII."""
+    rng = np.random.default_rng(3)
+    edges = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1,
+             0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+    ranges = [(0x80, 0x800), (0x800, 0xD800), (0xE000, 0x10000), (0x10000, 0x110000)]
+    outcomes = set()
+    for _ in range(5000):
+        parts = []
+        for _ in range(rng.integers(1, 8)):
+            r = rng.random()
+            if r < 0.4:
+                parts.append(chr(int(rng.integers(*ranges[rng.integers(4)]))).encode())
+            else:
+                parts.append(bytes([edges[rng.integers(len(edges))]]) if r < 0.8 else b"ab")
+        data = b"".join(parts)
+        try:
+            data.decode("utf-8")
+            valid = True
+        except UnicodeDecodeError:
+            valid = False
+        flagged = line_parsing.utf8_error_positions(np.frombuffer(data, np.uint8))
+        assert (len(flagged) == 0) == valid, data
+        outcomes.add(valid)
+    assert outcomes == {True, False}
+    # and per line: only the lines that do not decode are set aside
+    lines = [b"caf\xc3\xa9", b"\xed\xa0\x80", b"ok", b"\xf0\x9f\x8d\x95 \xc3", b"\xe0\x80\xaf", b"\xf4\x8f\xbf\xbf"]
+    parsed = line_parsing.Lines(b"\n".join(lines) + b"\n")
+    assert parsed.invalid_utf8().tolist() == [False, True, False, True, True, False]
+
+
 def test_fast_path_handles_a_chunk_it_cannot_parse_at_all(monkeypatch):
     calls = []
     original = line_parsing.pl.read_ndjson
