@@ -412,7 +412,7 @@ def parse_reviews(chunk: Chunk, file: str) -> Parsed:
     """One chunk of review lines: the fast path, and the per-line path for what it left (on a parse worker)."""
     if isinstance(chunk.data, LongLine):
         return _long_line(chunk, file, REVIEW_SCHEMA)
-    lines = chunk.prepared or prepare_reviews(chunk.data)
+    lines = chunk.prepared if chunk.prepared is not None else prepare_reviews(chunk.data)
     plausible = lines.plausible
     parsed, left = _parse_fast(lines, np.flatnonzero(plausible))
     frames, unsure = [], [np.flatnonzero(~plausible), *left]
