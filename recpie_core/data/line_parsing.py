@@ -349,11 +349,9 @@ def _parse_fast(lines: Lines, idx: np.ndarray) -> tuple[list[tuple[pl.DataFrame,
 def _fast_reviews(df: pl.DataFrame, line_idx: np.ndarray, first_line: int, file: str
                   ) -> tuple[pl.DataFrame, np.ndarray]:
     """Rows the fast parse shows to be valid, in REVIEW_SCHEMA; and the line indices it could not vouch for."""
-    def utf8(c: str) -> pl.Expr:
-        return pl.col(c).cast(pl.Utf8, strict=False)
-
+    user_id = pl.col("user_id").cast(pl.Utf8, strict=False)    # Binary in the fast parser's schema
     ok = pl.all_horizontal(
-        utf8("user_id").str.contains(r"^[0-9]+$").fill_null(False),
+        user_id.str.contains(r"^[0-9]+$").fill_null(False),
         (pl.col("gmap_id").str.len_bytes() > 0).fill_null(False),
         pl.col("time").is_not_null(),
         pl.col("rating").is_between(1, 5).fill_null(False),
@@ -362,7 +360,7 @@ def _fast_reviews(df: pl.DataFrame, line_idx: np.ndarray, first_line: int, file:
         *[~pl.col(c).str.contains("\x00", literal=True).fill_null(False) for c in ("name", "text", "gmap_id")],
     )
     out = df.select(
-        utf8("user_id").alias("user_id"),
+        user_id.alias("user_id"),
         pl.col("gmap_id").alias("place_id"),
         pl.col("time").alias("ts"),
         pl.col("rating").cast(pl.Int8, strict=False),
