@@ -25,7 +25,7 @@ def build_definitions(profile: str, home: str, source: str = "") -> dg.Definitio
     """All assets, checks and resources for one profile (its round count shapes the graph)."""
     prof = get_profile(profile)
     assets = [*dg.load_assets_from_modules([ingest, split, baselines]), rounds.recommender_r0,
-              rounds.explanation_only, build_report_asset(prof.rounds)]
+              rounds.explanation_only, rounds.explanation_ladder, build_report_asset(prof.rounds)]
     for k in range(1, prof.rounds + 1):
         assets += rounds.build_round_assets(k)
     # the whole graph as one job (the UI's "materialize all"), retrained weekly once switched on

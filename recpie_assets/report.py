@@ -9,12 +9,13 @@ from recpie_core.report import build_report
 def build_report_asset(rounds: int) -> dg.AssetsDefinition:
     deps = [f"recommender_r{k}" for k in range(rounds + 1)] + [f"explanations_r{k}" for k in range(1, rounds + 1)]
 
-    @dg.asset(deps=[*deps, "explanation_only", "baselines", "llm_direct"], kinds={"mlflow"}, group_name="report")
+    @dg.asset(deps=[*deps, "explanation_only", "explanation_ladder", "baselines", "llm_direct"], kinds={"mlflow"},
+              group_name="report")
     def evaluation_report(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
         """RMSE/MAE (stars and unit scale) and AUC per model; explanation quality; attention readout.
         Registers the selected round's recommender in MLflow and moves its @champion alias."""
         home = recpie.paths
-        doc = build_report(home, recpie.get_profile(), truth_dir=recpie.source_files().reviews[0].parent)
+        doc = build_report(home, recpie.get_profile(), truth_dir=recpie.truth_dir())
         with mlflow.step_run(context, "evaluation_report", recpie) as tracker:
             tracker.log_metrics({f"{name}/{m}": v for name, e in doc["models"].items()
                                  for m, v in [("rmse", e["rmse"]), ("mae", e["mae"]), ("auc", e["auc"]),

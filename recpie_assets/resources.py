@@ -54,6 +54,10 @@ class RecpieResource(dg.ConfigurableResource):
         """The Google Local files: ``source``, or the synthetic dataset (generated on first use)."""
         return resolve_source(self.source, self.paths.raw, self.get_profile().synthetic)
 
+    def truth_dir(self) -> Path:
+        """The folder of the review files, where the synthetic generator puts its truth files."""
+        return self.source_files().reviews[0].parent
+
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
     """Assets write their own tables (streamed, atomic); downstream assets get the path.

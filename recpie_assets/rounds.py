@@ -75,3 +75,14 @@ def explanation_only(context: dg.AssetExecutionContext, recpie: RecpieResource, 
         summary = steps.explanation_only(recpie.paths, recpie.get_profile(), tracker)
     return _result(summary, mlflow.run_url(tracker.run_id))
 
+
+
+@dg.asset(deps=["recommender_r0", "user_temporal_split", "raw_places"], pool=GPU_POOL, op_tags=GPU_TAGS,
+          kinds={"pytorch"}, metadata=MODELS, group_name="variants")
+def explanation_ladder(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
+    """The ladder's direct-text rungs through the same recommender: the candidate's text, the LLM's
+    whole input, and (synthetic data only) the ideal texts from the truth."""
+    with mlflow.step_run(context, "explanation_ladder", recpie) as tracker:
+        summary = steps.explanation_ladder(recpie.paths, recpie.get_profile(), recpie.truth_dir(), tracker)
+    flat = {f"{rung}/{k}": v for rung, s in summary.items() for k, v in s.items() if isinstance(v, (int, float))}
+    return _result(flat, mlflow.run_url(tracker.run_id))

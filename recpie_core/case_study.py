@@ -10,6 +10,7 @@ import torch
 
 from recpie_core.data.batches import to_stars
 from recpie_core.data.context import KEY, row_contexts
+from recpie_core.explain.prompts import PlaceText, format_place
 from recpie_core.loop import with_explanations
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile
@@ -23,7 +24,7 @@ class CaseStudy:
     place_id: str
     split: str
     round: int
-    history: list[str]  # "Name (Category)", oldest first
+    history: list[str]  # each place as the prompt shows it, oldest first
     place: str
     description: str | None
     pos_text: str
@@ -73,7 +74,8 @@ def explain_pair(home: RecpieHome, profile: Profile, user_id: str, place_id: str
     received = attn[0].mean(dim=0)  # (5,) mean over attending tokens
     expl = table.join(key, on=list(KEY)).row(0, named=True)
     ctx = row_contexts(row, inputs.places, max_history=profile.prompt.max_history).row(0, named=True)
-    return CaseStudy(user_id=user_id, place_id=place_id, split=split, round=k, history=ctx["history"],
+    history = [format_place(PlaceText(**h), profile.prompt, description=False) for h in ctx["history"]]
+    return CaseStudy(user_id=user_id, place_id=place_id, split=split, round=k, history=history,
                      place=ctx["place_name"], description=ctx["place_description"], pos_text=expl["pos_text"],
                      neg_text=expl["neg_text"], predicted_stars=float(to_stars(y[0])),
                      actual_stars=int(row["rating"].item()), attention=dict(zip(TOKENS, received.tolist())))

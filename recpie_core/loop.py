@@ -23,11 +23,11 @@ import torch
 from torch import Tensor
 
 from recpie_core.data.batches import RatingData, RatingTensors
-from recpie_core.data.context import KEY, row_contexts
+from recpie_core.data.context import KEY
 from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.pie import rating_reward
 from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
-from recpie_core.explain.prompts import PlaceText, PromptConfig, check_explanation, direct_prompt, explanation_prompt
+from recpie_core.explain.prompts import check_explanation
 from recpie_core.explain.text_encoder import TextEncoder
 from recpie_core.rec.evaluate import ModelResult
 from recpie_core.rec.fit import FitConfig, FitResult, fit_rating_model, predict
@@ -61,23 +61,7 @@ class LoopConfig:
             raise ValueError("give at least one recommender seed")
 
 
-# --- prompts ---------------------------------------------------------------------------------
-
-def build_prompts(rows: pl.DataFrame, places: pl.DataFrame, cfg: PromptConfig = PromptConfig()) -> pl.DataFrame:
-    """One row per split row (same order): the key, ``pos_prompt``, ``neg_prompt`` (null for
-    single-explanation variants) and ``direct_prompt`` (the LLM-rating baseline's question)."""
-    ctx = row_contexts(rows, places, max_history=cfg.max_history)
-    pos, neg, direct = [], [], []
-    for history, name, category, description in ctx.select(
-            "history", "place_name", "place_category", "place_description").iter_rows():
-        hist = [PlaceText(name=h) for h in history]
-        place = PlaceText(name=name, category=category, description=description)
-        pos.append(explanation_prompt(hist, place, "pos", cfg))
-        neg.append(explanation_prompt(hist, place, "neg", cfg) if "neg" in cfg.polarities else None)
-        direct.append(direct_prompt(hist, place, cfg))
-    return ctx.select(*KEY).with_columns(pl.Series("pos_prompt", pos), pl.Series("neg_prompt", neg, dtype=pl.String),
-                                         pl.Series("direct_prompt", direct))
-
+# --- rows ---------------------------------------------------------------------------------------
 
 def align(table: pl.DataFrame, tensors: RatingTensors) -> pl.DataFrame:
     """``table`` rows in the order of ``tensors.keys``; every row must be present."""

@@ -41,6 +41,7 @@ class Profile:
     pie: PIEConfig = field(default_factory=PIEConfig)
     direct: DirectConfig = field(default_factory=DirectConfig)
     encoder: str = ""  # sentence-transformers path; "" = packaged all-MiniLM-L6-v2; "llm" = Ablation 3
+    report_bootstrap: int = 2000  # paired bootstrap resamples of the test rows in the report
 
     @property
     def rounds(self) -> int:

@@ -3,8 +3,8 @@ notebook calls to re-run one step. Every function reads its inputs from a ``Recp
 writes its outputs atomically, and returns a small summary (numbers for asset metadata).
 
 Outputs, per step:
-    recommender_r{k}/, explanation_only/   models/<name>/seed<s>/ checkpoints, fit.json,
-                                           test_predictions.parquet
+    recommender_r{k}/, explanation_only/,  models/<name>/seed<s>/ checkpoints, fit.json,
+    text_candidate/, text_prompt/, ideal/  test_predictions.parquet
     lora_adapter_r{k}/                      models/<name>/ (Explainer.save), pie.json
     explanations_r{k}                       warehouse/explanations_r{k}.parquet
     baselines, llm_direct                   warehouse/<name>.parquet (test predictions)
@@ -22,18 +22,29 @@ import polars as pl
 import torch
 
 from recpie_core.data.batches import RatingData, RatingTensors, load_rating_data
+from recpie_core.data.context import KEY
 from recpie_core.explain.direct import direct_predict
 from recpie_core.explain.explainer import Explainer
+from recpie_core.explain.ladder import LADDER, find_review_truth, ladder_texts
+from recpie_core.explain.prompt_table import build_prompts
 from recpie_core.explain.text_encoder import LLMHiddenEncoder, SentenceEncoder, TextEncoder
 from recpie_core.io import atomic_write, scan_table, write_parquet_atomic
-from recpie_core.loop import RecStepResult, align, build_prompts, explain_step, pie_step, rec_step, with_explanations
+from recpie_core.loop import (
+    RecStepResult,
+    align,
+    explain_step,
+    explanation_embeddings,
+    pie_step,
+    rec_step,
+    with_explanations,
+)
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile
 from recpie_core.rec.checkpoint import load_checkpoint, save_checkpoint
 from recpie_core.rec.evaluate import evaluate_model
 from recpie_core.rec.recpie_dnn import RecPIEDNN
 from recpie_core.rec.registry import model_entry
-from recpie_core.tracking import NullTracker, Tracker
+from recpie_core.tracking import NullTracker, PrefixTracker, Tracker
 
 log = logging.getLogger(__name__)
 PREDICTIONS = "test_predictions.parquet"
@@ -201,6 +212,40 @@ def explanation_only(home: RecpieHome, profile: Profile, tracker: Tracker = Null
                       overrides={"expl_dim": data.train.pos_emb.shape[1]}, tracker=tracker)
     save_round(home.models / "explanation_only", result, data.test)
     return {**_round_summary(result, summary["seconds"]), "flagged": summary["flagged"]}
+
+
+def explanation_ladder(home: RecpieHome, profile: Profile, truth_dir: Path | None = None,
+                       tracker: Tracker = NullTracker()) -> dict:
+    """The ladder's direct-text rungs (``explain.ladder``): each rung's texts embedded by the
+    explanations' encoder, the recommender trained on them warm from recommender_r0, saved as
+    models/<rung>/ like a round. ``ideal`` only where ``truth_dir`` holds the synthetic truth."""
+    inputs = load_inputs(home, profile)
+    prompts = build_prompts(inputs.split, inputs.places, profile.prompt)
+    truth_file = find_review_truth(truth_dir)
+    truth = pl.read_parquet(truth_file) if truth_file is not None else None
+    encoder = make_encoder(home, profile, load_explainer(home, profile, 0) if profile.encoder == "llm" else None)
+    init = round_states(home.models / "recommender_r0", profile.seeds)
+    summary = {}
+    for rung in LADDER:
+        if rung == "ideal" and truth is None:
+            log.info("no synthetic truth under %s: the ideal rung is skipped", truth_dir)
+            continue
+        t0 = time.perf_counter()
+        texts = ladder_texts(rung, prompts, truth)
+        neg = texts["neg_text"]
+        pos_emb, neg_emb = explanation_embeddings(encoder, texts["pos_text"].to_list(),
+                                                  None if neg.null_count() else neg.to_list())
+        table = texts.select(*KEY).with_columns(pl.Series("pos_emb", pos_emb.numpy()),
+                                                pl.Series("neg_emb", neg_emb.numpy()))
+        data = with_explanations(inputs.data, table)
+        result = rec_step(data, rung, profile.fit, profile.seeds, init_states=init,
+                          overrides={"expl_dim": pos_emb.shape[1]}, tracker=PrefixTracker(tracker, f"{rung}/"))
+        save_round(home.models / rung, result, data.test)
+        summary[rung] = _round_summary(result, time.perf_counter() - t0)
+        log.info("ladder %s: valid rmse %.4f (unit), test rmse %.4f (stars)", rung, result.valid_rmse,
+                 result.test.mean("rmse"))
+    _save_cache(encoder)
+    return summary
 
 
 # --- baselines ---------------------------------------------------------------------------------

@@ -66,8 +66,19 @@ def test_report_has_every_model_on_both_scales(finished_home, capsys):
     home, _ = finished_home
     doc = json.loads((home / "reports" / "evaluation.json").read_text())
     smoke = get_profile("smoke")
-    expected = {"recpie", "recpie_r0", "recpie_r1", "explanation_only", "llm_direct", *smoke.baselines}
+    expected = {"recpie", "recpie_r0", "recpie_r1", "explanation_only", "llm_direct", *smoke.baselines,
+                "text_candidate", "text_prompt", "ideal"}
     assert expected <= set(doc["models"])
+    ladder = {row["name"]: row for row in doc["ladder"]}
+    assert list(ladder) == ["recpie_r0", "text_candidate", "text_prompt", "explanation_only", "recpie_r1",
+                            "recpie", "ideal"]
+    assert ladder["recpie_r0"]["gap_closed"] == 0 and ladder["ideal"]["gap_closed"] == pytest.approx(1)
+    # paired intervals for RecPIE against every other model (but its own selected round)
+    assert set(doc["paired"]) == set(doc["models"]) - {"recpie", "recpie_r1"}
+    rmse = doc["paired"]["recpie_r0"]["rmse"]
+    assert rmse["low"] <= rmse["estimate"] <= rmse["high"] and 0 < rmse["p_value"] <= 1
+    assert len(doc["pie"]["recpie_r1"]["reward"]) == smoke.pie.steps
+    assert (home / "reports" / "ladder.png").stat().st_size > 0
     for name, entry in doc["models"].items():
         assert 0 < entry["rmse"] < 4 and 0 < entry["unit"]["rmse"] < 1, name
         assert entry["unit"]["rmse"] == pytest.approx(entry["rmse"] / 4, rel=1e-4)  # same errors, scaled

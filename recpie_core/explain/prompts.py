@@ -6,8 +6,11 @@ The paper's two prompts, for a consumer's history and a candidate place:
               why {place} would be a good recommendation for this consumer.
     negative: ... why {place} would not be a good recommendation for this consumer.
 
-``history`` lists the consumer's places by name (and category), oldest first, the last
-``max_history`` of them; ``place`` is the candidate's name, category and description.
+``history`` lists the consumer's places by name and category, oldest first, the last
+``max_history`` of them; where the profile asks for it, each with a short excerpt of its
+description (``history_excerpt_chars``) and the consumer's own rating (``history_ratings``):
+a history says what the consumer went for and how it went, which is what an explanation
+can reason from. ``place`` is the candidate's name, category and description.
 
 Variants (``PromptConfig.variant``, the paper's explanation ablations) and the slots they fill:
 
@@ -73,6 +76,7 @@ class PromptConfig:
     name_chars: int = 60  # cap on a place name, in characters after normalisation
     category_chars: int = 40  # cap on a category
     description_chars: int = 160  # cap on the candidate's description
+    history_excerpt_chars: int = 0  # excerpt of each history place's description (0: none, the paper's form)
     history_ratings: bool = False  # also show the consumer's rating of each history place
 
     def __post_init__(self):
@@ -82,6 +86,8 @@ class PromptConfig:
             raise ValueError("max_history must be >= 0")
         if min(self.name_chars, self.category_chars, self.description_chars) < 1:
             raise ValueError("field caps must be >= 1 character")
+        if self.history_excerpt_chars < 0:
+            raise ValueError("history_excerpt_chars must be >= 0 (0 shows no excerpt)")
 
     @property
     def polarities(self) -> tuple[str, ...]:
@@ -94,7 +100,7 @@ class PlaceText:
 
     name: str
     category: str | None = None
-    description: str | None = None  # used for the candidate only
+    description: str | None = None  # the candidate's description; a history place's excerpt source
     rating: float | None = None  # the consumer's rating (history items, shown if history_ratings)
 
 
@@ -115,14 +121,32 @@ def _quoted(text: str) -> str:
     return '"' + text.replace('"', "'") + '"'
 
 
+def excerpt(text: str | None, max_chars: int) -> str:
+    """The sanitised start of ``text``: its first sentence if that fits in ``max_chars``, else
+    the whole words that do, with "..." (never a word cut in half)."""
+    clean = sanitize_field(text, 4 * max_chars + 8)
+    if len(clean) <= max_chars:
+        return clean
+    sentence = re.match(r".*?[.!?](?=\s|$)", clean[:max_chars + 1])
+    if sentence and max_chars // 3 <= len(sentence.group(0)) <= max_chars:
+        return sentence.group(0)
+    words = clean[:max_chars + 1].rsplit(" ", 1)[0].rstrip(" ,;:-")  # the words that fit whole
+    return words + "..." if words else clean[:max_chars]
+
+
 def format_place(place: PlaceText, cfg: PromptConfig, description: bool) -> str:
-    """``"Name" (category)`` or, with ``description``, ``"Name" (category; "description")``."""
+    """The candidate (``description=True``): ``"Name" ("category"; described as "description")``.
+    A history place: ``"Name" ("category"; "excerpt"; rated 4 of 5)``, the excerpt and the
+    rating where ``cfg`` asks for them."""
     name = _quoted(sanitize_field(place.name, cfg.name_chars) or "unnamed place")
     extra = []
     if category := sanitize_field(place.category, cfg.category_chars):
         extra.append(_quoted(category))
     if description and (desc := sanitize_field(place.description, cfg.description_chars)):
         extra.append("described as " + _quoted(desc))
+    if not description and cfg.history_excerpt_chars and (ex := excerpt(place.description,
+                                                                         cfg.history_excerpt_chars)):
+        extra.append(_quoted(ex))
     if not description and cfg.history_ratings and place.rating is not None:
         extra.append(f"rated {float(place.rating):g} of 5")
     return f"{name} ({'; '.join(extra)})" if extra else name

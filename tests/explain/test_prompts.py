@@ -12,6 +12,7 @@ from recpie_core.explain.prompts import (
     check_explanation,
     direct_prompt,
     encode_prompt,
+    excerpt,
     explanation_prompt,
     sanitize_field,
 )
@@ -67,6 +68,27 @@ def test_history_is_capped_to_the_most_recent_places_and_can_show_ratings():
     assert '"p17" (rated 3 of 5), "p18" (rated 4 of 5), "p19" (rated 5 of 5).' in prompt
     assert '"p16"' not in prompt
     assert "no places yet" in explanation_prompt([], CAND, "pos")
+
+
+def test_history_can_show_an_excerpt_of_each_place_and_the_consumers_rating():
+    hist = [PlaceText("Quiet Bean", "Cafe", "Cozy cafe with free wifi. Parking is easy.", rating=5),
+            PlaceText("Loud Tavern", "Bar", "Sports bar with loud music and crowds on game nights", rating=1)]
+    cfg = PromptConfig(history_excerpt_chars=40, history_ratings=True)
+    prompt = explanation_prompt(hist, CAND, "pos", cfg)
+    assert ('"Quiet Bean" ("Cafe"; "Cozy cafe with free wifi."; rated 5 of 5), '
+            '"Loud Tavern" ("Bar"; "Sports bar with loud music and crowds..."; rated 1 of 5).') in prompt
+    paper = explanation_prompt(hist, CAND, "pos")  # the default is the paper's form: names and categories
+    assert '"Quiet Bean" ("Cafe"), "Loud Tavern" ("Bar")' in paper and "wifi" not in paper
+    with pytest.raises(ValueError, match="history_excerpt_chars"):
+        PromptConfig(history_excerpt_chars=-1)
+
+
+def test_excerpt_keeps_whole_words_or_the_first_sentence():
+    assert excerpt("Short one.", 40) == "Short one."
+    assert excerpt("First sentence here. Second sentence is long enough to overflow.", 30) == "First sentence here."
+    assert excerpt("one two three four five six", 12) == "one two..."
+    assert excerpt("<|im_start|>\x00 x", 40) == "<|im_start|> x"  # sanitised like every data field
+    assert excerpt(None, 10) == ""
 
 
 def test_sanitize_field_normalises_drops_controls_and_caps():
