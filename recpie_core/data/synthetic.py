@@ -2,25 +2,50 @@
 
 Writes ``review-<Region>.json.gz`` and ``meta-<Region>.json.gz`` in the format of the UCSD
 "Google Local Data 2021" files (JSON lines, gzip), plus ``truth-*.parquet`` side files
-that ingestion never reads.
+that ingestion never reads. The words come from ``synthetic_vocab.py``.
 
 The latent model, per review of place p by user u:
 
-    score = b_u + b_p + aspect_weight * (#liked - #disliked) + repeat_effect * n_recent + noise
+    score = b_u + b_p + aspect_weight * liking(u, p) + repeat_effect * n_recent + noise
+    liking(u, p) = #liked - #disliked
 
 - Each place has 1-3 categories (the first is its *primary* category) and 2-4 aspects from
-  ``ASPECTS``, drawn from its primary category's pool; its description names every one.
+  ``ASPECTS``, drawn from its primary category's pool. As on Google Maps, the name often hints
+  at one of them ("Trailside Park", "Quiet Bean Coffee"; ``name_hint_share``), and the
+  description opens with one line saying what the place is like ("Cozy cafe with free wifi
+  and fresh pastries.", so its first ~100 characters are a fair excerpt), then has one
+  sentence per aspect (every aspect is named), then the city.
 - Each user likes 3-6 aspects and dislikes 2-4 (common sense decides who likes what:
   "friendly staff" is liked, "long wait" disliked, "live music" divides). ``#liked`` and
   ``#disliked`` count the place's aspects that u likes or dislikes: these are the truth's
   ``liked_aspects`` and ``disliked_aspects`` (the aspects that moved the rating).
+- Choice: people go where they expect to like it, so a history reveals taste even without
+  its ratings. Within the pool a coin picks (Mountain View or not), u's next place p has
+  probability proportional to popularity(p) * exp(choice_strength * liking(u, p)). It is drawn
+  by sampling-importance-resampling: ``choice_candidates`` places by popularity, then one of
+  them by softmax(choice_strength * liking). Memory stays (reviews in a chunk) x candidates
+  whatever ``n_places``; with finitely many candidates the tilt is a little weaker than the
+  exact one. ``choice_strength=0`` is popularity alone. A user rates a place once.
 - Sequential effect (satiation): ``n_recent`` is how many of u's previous
   ``repeat_window`` places share p's primary category; ``repeat_effect`` < 0 means a
   category visited recently is less appealing now, so variety is rewarded.
 - ``b_u``, ``b_p`` and ``noise`` are Gaussian. Stars are the score cut at quantiles of a
-  pilot sample, so the star shares match ``star_shares`` (skewed high, as on Google Maps).
+  pilot sample, so the star shares match ``star_shares``.
 - Review text names the liked and disliked aspects ("Great spot! Loved the live music.
   Annoyed by the long wait."); a share of texts is null, as in the real files.
+
+Where the numbers come from (set once from these anchors, not tuned for any model):
+
+- ``star_shares`` (1..5 stars: 6, 5, 12, 25, 52 %): the J-shape of Google Maps ratings, about
+  half 5 stars, a quarter 4, and a tail of 1s larger than the 2s.
+- Variance of the latent score over the written reviews. Anchor: on the Netflix Prize,
+  baseline predictors (global mean + user and item biases) take RMSE from ~1.13 to ~0.98,
+  so biases explain about a quarter of the rating variance (1 - 0.98^2 / 1.13^2); figures
+  reported for Yelp- and Google-Local-like data are similar (roughly 25-40 %). So b_u + b_p
+  explain ~30 % here, the aspects (the taste an explanation can name) a comparable share,
+  and noise the rest. Measured at the defaults (n_users=20000, n_places=5000): b_u + b_p
+  SHARE_BIAS (b_u SHARE_U, b_p SHARE_P), aspects SHARE_ASPECT, satiation SHARE_REPEAT,
+  noise SHARE_NOISE. The true biases alone explain SHARE_STARS of the star variance.
 
 Places sit across California; ``mountain_view_share`` of them in zip codes 94035-94043.
 Some users rate only places outside those zip codes. Each user's reviews are in time order
@@ -46,141 +71,35 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recpie_core.data.synthetic_vocab import (
+    ASPECT_TABLE,
+    ASPECTS,
+    CATEGORIES,
+    CITIES,
+    DAYS,
+    DISLIKED,
+    EVERYWHERE,
+    FIRST,
+    LAST,
+    LIKED,
+    N_MV_CITIES,
+    OPENERS,
+    PLAIN_WORDS,
+    REPLIES,
+    STREETS,
+)
 from recpie_core.io import atomic_write
 
-# aspect: (valence: +1 most users like it, -1 most dislike it, 0 divides; description sentence)
-_ASPECT_TABLE = {
-    "live music": (0, "There is live music on most evenings."),
-    "vegan options": (0, "The menu has plenty of vegan options."),
-    "quiet workspace": (1, "It doubles as a quiet workspace with outlets at every table."),
-    "outdoor seating": (1, "There is outdoor seating under the trees."),
-    "friendly staff": (1, "The friendly staff know the regulars by name."),
-    "long wait": (-1, "Visitors should expect a long wait at peak hours."),
-    "fast service": (1, "Fast service keeps the line moving."),
-    "free wifi": (1, "Free wifi is available to every guest."),
-    "specialty coffee": (1, "They pour specialty coffee from local roasters."),
-    "craft beer": (0, "A rotating list of craft beer is on tap."),
-    "creative cocktails": (0, "The bar is known for creative cocktails."),
-    "happy hour deals": (1, "Weekday happy hour deals draw a crowd."),
-    "large portions": (1, "Plates come in large portions."),
-    "high prices": (-1, "High prices match the prime location."),
-    "cheap eats": (1, "Locals call it a go-to for cheap eats."),
-    "kids area": (0, "A kids area keeps the little ones busy."),
-    "dog-friendly patio": (0, "Bring your pup to the dog-friendly patio."),
-    "easy parking": (1, "There is easy parking in the lot out back."),
-    "crowds": (-1, "Weekend crowds fill every corner."),
-    "loud music": (-1, "Reviewers mention loud music late into the night."),
-    "fresh pastries": (1, "Fresh pastries come out of the oven every morning."),
-    "gluten-free options": (0, "Gluten-free options are clearly marked."),
-    "late-night hours": (0, "Late-night hours make it a good last stop."),
-    "clean restrooms": (1, "Guests appreciate the clean restrooms."),
-    "rude staff": (-1, "Some reviewers mention rude staff at the counter."),
-    "scenic views": (1, "Scenic views stretch across the bay."),
-    "walking trails": (1, "Shaded walking trails loop through the grounds."),
-    "modern equipment": (1, "Two floors are filled with modern equipment."),
-    "group classes": (0, "Group classes run from dawn to dusk."),
-    "rare books": (0, "Shelves of rare books line the back room."),
-    "reading nooks": (1, "Cozy reading nooks invite you to stay."),
-    "interactive exhibits": (1, "Interactive exhibits cover science and history."),
-    "guided tours": (0, "Guided tours start every hour."),
-    "sports on TV": (0, "Big screens show sports on TV all day."),
-    "spicy food": (0, "The kitchen is famous for spicy food."),
-    "brunch menu": (1, "A weekend brunch menu runs until 3pm."),
-    "picnic tables": (1, "Picnic tables sit in the shade near the entrance."),
-    "cramped space": (-1, "The cramped space fills up quickly."),
-}
-ASPECTS: tuple[str, ...] = tuple(_ASPECT_TABLE)
-_VALENCE = np.array([v for v, _ in _ASPECT_TABLE.values()])
-_AID = {a: i for i, a in enumerate(ASPECTS)}
-_EVERYWHERE = ("friendly staff", "rude staff", "long wait", "high prices", "easy parking", "crowds")
+__all__ = ["ASPECTS", "SyntheticConfig", "SyntheticSummary", "load_place_truth", "load_truth", "truth_paths",
+           "write_synthetic_google_local"]
 
-# primary category: (secondary categories, aspect pool besides _EVERYWHERE, hours, price)
-_CATEGORIES = {
-    "Cafe": (("Coffee shop", "Breakfast restaurant", "Espresso bar"),
-             ("specialty coffee", "quiet workspace", "free wifi", "outdoor seating",
-              "fresh pastries", "vegan options", "dog-friendly patio", "cramped space"),
-             ("7AM", "6PM"), "$"),
-    "Restaurant": (("Mexican restaurant", "Italian restaurant", "Vegan restaurant",
-                    "Brunch restaurant", "Thai restaurant"),
-                   ("large portions", "vegan options", "gluten-free options", "outdoor seating",
-                    "spicy food", "brunch menu", "fast service", "cheap eats", "kids area"),
-                   ("11AM", "10PM"), "$$"),
-    "Bar": (("Pub", "Sports bar", "Cocktail bar", "Wine bar"),
-            ("live music", "craft beer", "creative cocktails", "happy hour deals",
-             "sports on TV", "loud music", "late-night hours", "outdoor seating"),
-            ("4PM", "2AM"), "$$"),
-    "Bakery": (("Dessert shop", "Pastry shop", "Cafe"),
-               ("fresh pastries", "specialty coffee", "gluten-free options", "vegan options",
-                "cheap eats", "fast service", "cramped space"),
-               ("6AM", "3PM"), "$"),
-    "Park": (("Hiking area", "Playground", "Dog park"),
-             ("walking trails", "scenic views", "kids area", "dog-friendly patio",
-              "picnic tables", "clean restrooms"),
-             ("6AM", "10PM"), None),
-    "Museum": (("Art museum", "Science museum", "History museum"),
-               ("interactive exhibits", "guided tours", "kids area", "clean restrooms",
-                "scenic views"),
-               ("10AM", "5PM"), "$$"),
-    "Gym": (("Fitness center", "Yoga studio", "Climbing gym"),
-            ("modern equipment", "group classes", "late-night hours", "clean restrooms",
-             "loud music", "cramped space"),
-            ("5AM", "11PM"), "$$"),
-    "Bookstore": (("Used book store", "Comic book store", "Cafe"),
-                  ("rare books", "reading nooks", "quiet workspace", "specialty coffee",
-                   "free wifi"),
-                  ("9AM", "9PM"), "$"),
-    "Live music venue": (("Night club", "Concert hall", "Bar"),
-                         ("live music", "loud music", "late-night hours", "craft beer",
-                          "creative cocktails"),
-                         ("7PM", "2AM"), "$$"),
-}
-_PRIMARY = tuple(_CATEGORIES)
-_NAME_NOUN = {"Cafe": "Cafe", "Restaurant": "Kitchen", "Bar": "Tavern", "Bakery": "Bakery",
-              "Park": "Park", "Museum": "Museum", "Gym": "Fitness", "Bookstore": "Books",
-              "Live music venue": "Music Hall"}
-_POOL = np.array([[a in pool or a in _EVERYWHERE for a in ASPECTS]
-                  for _, pool, _, _ in _CATEGORIES.values()])  # (n_primary, n_aspects)
-
-# city: (zip codes, latitude, longitude); the first two are the Mountain View zip codes
-_CITIES = {
-    "Mountain View": ((94039, 94040, 94041, 94042, 94043), 37.386, -122.084),
-    "Moffett Field": ((94035,), 37.415, -122.052),
-    "Los Altos": ((94022, 94024), 37.385, -122.114),
-    "Palo Alto": ((94301, 94303, 94306), 37.442, -122.143),
-    "Sunnyvale": ((94085, 94086, 94087), 37.369, -122.036),
-    "San Jose": ((95112, 95113, 95125, 95128), 37.338, -121.886),
-    "San Francisco": ((94102, 94103, 94110, 94114, 94117), 37.774, -122.419),
-    "Oakland": ((94607, 94610, 94612), 37.804, -122.271),
-    "Santa Cruz": ((95060, 95062), 36.974, -122.031),
-    "Sacramento": ((95811, 95814, 95816), 38.582, -121.494),
-    "Fresno": ((93701, 93704, 93721), 36.738, -119.787),
-    "Los Angeles": ((90012, 90026, 90028, 90036), 34.052, -118.244),
-    "San Diego": ((92101, 92103, 92109), 32.716, -117.161),
-}
-_CITY = tuple(_CITIES)
-_N_MV_CITIES = 2
-_STREETS = ("Castro St", "El Camino Real", "Main St", "Oak Ave", "Shoreline Blvd", "Dana St",
-            "California St", "Middlefield Rd", "Park Ave", "Mission St", "Broadway", "1st St")
-_WORDS = ("Blue", "Golden", "Oak", "Sunny", "Little", "Corner", "Old Town", "Redwood", "Pacific",
-          "Harbor", "Maple", "Silver", "Hidden", "Urban", "Copper", "Green Door")
-_FIRST = ("Maria", "James", "Wei", "Priya", "David", "Sofia", "Michael", "Ana", "Kevin", "Emily",
-          "Jose", "Aisha", "Daniel", "Mei", "Chris", "Laura", "Omar", "Hannah", "Luis", "Yuki")
-_LAST = ("Garcia", "Smith", "Nguyen", "Patel", "Kim", "Johnson", "Lopez", "Chen", "Brown",
-         "Martinez", "Singh", "Lee", "Davis", "Wong", "Rodriguez", "Miller", "Tran", "Khan")
-_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-# Review text. All pieces are plain ASCII without quotes, so '"' + text + '"' is valid JSON.
-_OPENERS = {1: ("Terrible experience.", "Would not come back."), 2: ("Not great.", "Meh."),
-            3: ("It was okay.", "Average overall."), 4: ("Pretty good.", "Nice place."),
-            5: ("Great spot!", "Absolutely loved it.")}
-_LIKED = ("Loved the {}.", "Really enjoyed the {}.", "Big plus: the {}.")
-_DISLIKED = ("Annoyed by the {}.", "Not a fan of the {}.", "Did not like the {}.")
-_POS_SENT = [[t.format(a) for t in _LIKED] for a in ASPECTS]
-_NEG_SENT = [[t.format(a) for t in _DISLIKED] for a in ASPECTS]
-_REPLIES = ("Thank you for your review!", "Thanks for visiting, hope to see you again.",
-            "We are sorry to hear that, please reach out to us.")
-_PIECES = [*sum(_POS_SENT + _NEG_SENT, []), *sum(_OPENERS.values(), ()), *_REPLIES]
-assert not any(c in piece for piece in _PIECES for c in '"\\')
+_VALENCE = np.array([a.valence for a in ASPECT_TABLE.values()])
+_PRIMARY = tuple(CATEGORIES)
+_CATEGORY = tuple(CATEGORIES.values())
+_POOL = np.array([[a in c.pool or a in EVERYWHERE for a in ASPECTS] for c in _CATEGORY])  # (n_primary, n_aspects)
+_CITY = tuple(CITIES)
+_POS_SENT = [[t.format(a) for t in LIKED] for a in ASPECTS]
+_NEG_SENT = [[t.format(a) for t in DISLIKED] for a in ASPECTS]
 
 _T_START_MS = 1451606400000  # 2016-01-01 UTC
 _T_END_MS = 1633046400000  # 2021-10-01 UTC
@@ -199,13 +118,21 @@ class SyntheticConfig:
     ratings_per_user_mean: float = 15.0  # mean reviews per user
     ratings_per_user_min: int = 5  # every user has at least this many (if places allow)
     ratings_tail_sigma: float = 1.0  # log-normal sigma of the extra reviews (heavy-ish tail)
+    # How much expected liking (#liked - #disliked aspects) steers where a user goes: the pick is
+    # drawn with weight popularity * exp(choice_strength * liking); 0.0 is popularity alone. 1.0:
+    # one net liked aspect makes a place e ~ 2.7 times as likely as an otherwise equal one, about
+    # what one sd of log-popularity does, so taste and popularity weigh alike (moderate: people
+    # mostly go where they expect to like it, yet popular places still draw everyone).
+    choice_strength: float = 1.0
+    choice_candidates: int = 16  # places drawn by popularity per pick, one kept (more: nearer the exact tilt)
     aspect_weight: float = 0.8  # score change per liked (+) or disliked (-) aspect of a place
     repeat_window: int = 3  # previous visits that count for the sequential effect
     repeat_effect: float = -0.4  # score change per recent visit of the same primary category
-    user_bias_sd: float = 0.4  # sd of b_u (score units)
+    user_bias_sd: float = 0.4  # sd of b_u (score units); with place_bias_sd ~30 % of the score variance
     place_bias_sd: float = 0.5  # sd of b_p (score units)
     noise_sd: float = 0.6  # sd of the per-review noise (score units)
     star_shares: tuple[float, ...] = (0.06, 0.05, 0.12, 0.25, 0.52)  # target share of 1..5 stars
+    name_hint_share: float = 0.6  # places whose name has a word hinting at one of its aspects
     text_null_share: float = 0.25  # reviews with text null
     pics_share: float = 0.05  # reviews with pictures
     resp_share: float = 0.1  # reviews with an owner response
@@ -225,6 +152,14 @@ class SyntheticConfig:
             raise ValueError("need ratings_per_user_mean > ratings_per_user_min >= 1")
         if len(self.star_shares) != 5 or not math.isclose(sum(self.star_shares), 1.0):
             raise ValueError("star_shares must be 5 shares (1..5 stars) summing to 1")
+        if not (math.isfinite(self.choice_strength) and self.choice_strength >= 0.0):
+            raise ValueError("choice_strength must be finite and >= 0: a negative one sends users where they "
+                             "expect to dislike it")
+        if self.choice_candidates < 1 or (self.choice_strength > 0 and self.choice_candidates < 2):
+            raise ValueError("choice_candidates must be >= 1, and >= 2 when choice_strength > 0: with one "
+                             "candidate there is nothing to choose between")
+        if not 0.0 <= self.name_hint_share <= 1.0:
+            raise ValueError("name_hint_share is a share of places and must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -251,7 +186,8 @@ def load_truth(out_dir: Path, region: str = "California") -> pl.DataFrame:
 
 
 def load_place_truth(out_dir: Path, region: str = "California") -> pl.DataFrame:
-    """One row per place: place_id, categories, aspects, zip, in_mountain_view, place_bias."""
+    """One row per place: place_id, categories, aspects, zip, in_mountain_view, place_bias,
+    name_aspect (the aspect its name hints at, or null)."""
     return pl.read_parquet(truth_paths(out_dir, region)["truth_places"])
 
 
@@ -262,6 +198,7 @@ def load_place_truth(out_dir: Path, region: str = "California") -> pl.DataFrame:
 class _Places:
     gmap_id: np.ndarray  # (P,) object, "0x80...:0x..."
     name: list[str]
+    name_aspect: np.ndarray  # (P,) int, index into ASPECTS of the aspect the name hints at, -1 none
     categories: list[list[str]]  # primary category first
     primary: np.ndarray  # (P,) int, index into _PRIMARY
     aspects: np.ndarray  # (P, 4) int, index into ASPECTS, -1 padded
@@ -281,6 +218,30 @@ def _top_k(rng: np.random.Generator, weights: np.ndarray, k: np.ndarray) -> np.n
     return (rank < k[:, None]) & (weights > 0)
 
 
+def _place_names(rng: np.random.Generator, cfg: SyntheticConfig, primary: np.ndarray,
+                 aspects: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Names such as "Quiet Bean Coffee", "Trailside Park", "Redwood Kitchen", "Garcia's Books":
+    with probability name_hint_share a word hinting at one of the place's aspects (if one has
+    such words), else a plain word or a surname; sometimes a middle word; a category noun.
+    Returns the names and (P,) the hinted aspect (-1: plain)."""
+    n = len(primary)
+    hint, middle, surname = (rng.random((3, n)) < [[cfg.name_hint_share], [0.3], [0.3]]).tolist()
+    picks = rng.integers(0, 1 << 30, (4, n)).T.tolist()
+    names, hinted = [], np.full(n, -1)
+    for p, (c, asp, k) in enumerate(zip(primary.tolist(), aspects.tolist(), picks)):
+        cat = _CATEGORY[c]
+        hintable = [a for a in asp if a >= 0 and ASPECT_TABLE[ASPECTS[a]].name_words]
+        if hint[p] and hintable:
+            hinted[p] = hintable[k[0] % len(hintable)]
+            words = ASPECT_TABLE[ASPECTS[hinted[p]]].name_words
+            first = words[k[1] % len(words)]
+        else:
+            first = f"{LAST[k[1] % len(LAST)]}'s" if surname[p] else PLAIN_WORDS[k[1] % len(PLAIN_WORDS)]
+        mid = f" {cat.middles[k[2] % len(cat.middles)]}" if middle[p] and cat.middles and hinted[p] >= 0 else ""
+        names.append(f"{first}{mid} {cat.nouns[k[3] % len(cat.nouns)]}")
+    return names, hinted
+
+
 def _draw_places(rng: np.random.Generator, cfg: SyntheticConfig) -> _Places:
     n = cfg.n_places
     primary = rng.integers(0, len(_PRIMARY), n)
@@ -290,16 +251,15 @@ def _draw_places(rng: np.random.Generator, cfg: SyntheticConfig) -> _Places:
     aspects[rows, np.arange(len(rows)) - np.searchsorted(rows, rows)] = cols
     in_mv = rng.random(n) < cfg.mountain_view_share
     in_mv[:2] = True, False  # both pools non-empty
-    city = np.where(in_mv, rng.random(n) < 0.15, rng.integers(_N_MV_CITIES, len(_CITY), n))
-    zips = [_CITIES[_CITY[c]][0] for c in city.tolist()]
+    city = np.where(in_mv, rng.random(n) < 0.15, rng.integers(N_MV_CITIES, len(_CITY), n))
+    zips = [CITIES[_CITY[c]][0] for c in city.tolist()]
     zip_ = np.array([z[k % len(z)] for z, k in zip(zips, rng.integers(0, 60, n).tolist())])
     categories = []
     for c, k in zip(primary.tolist(), rng.integers(0, 3, n).tolist()):
-        secondary = _CATEGORIES[_PRIMARY[c]][0]
+        secondary = _CATEGORY[c].secondary
         more = rng.permutation(len(secondary))[:k]
         categories.append([_PRIMARY[c], *(secondary[i] for i in more)])
-    words = rng.integers(0, len(_WORDS), n).tolist()
-    name = [f"{_WORDS[w]} {_NAME_NOUN[_PRIMARY[c]]}" for w, c in zip(words, primary.tolist())]
+    name, name_aspect = _place_names(np.random.default_rng([cfg.seed, 5]), cfg, primary, aspects)
     first = rng.integers(0, 1 << 56, n)
     second = (np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
               + np.uint64(rng.integers(0, 1 << 63)))  # odd multiplier mod 2^64: unique ids
@@ -311,7 +271,7 @@ def _draw_places(rng: np.random.Generator, cfg: SyntheticConfig) -> _Places:
         cum = np.cumsum(popularity[ids])
         pools.append((ids, cum / cum[-1]))
     bias = rng.normal(0, cfg.place_bias_sd, n)
-    return _Places(gmap_id, name, categories, primary, aspects, bias, city, zip_, in_mv,
+    return _Places(gmap_id, name, name_aspect, categories, primary, aspects, bias, city, zip_, in_mv,
                    tuple(pools))
 
 
@@ -336,8 +296,8 @@ def _draw_users(
     idx = range(first, first + n)
     offset = cfg.seed * 6364136223846793003
     user_id = [str(10**20 + (i * _ID_MUL + offset) % (9 * 10**19)) for i in idx]  # 21 digits
-    names = zip(rng.integers(0, len(_FIRST), n).tolist(), rng.integers(0, len(_LAST), n).tolist())
-    name_json = [json.dumps(f"{_FIRST[f]} {_LAST[la]}") for f, la in names]
+    names = zip(rng.integers(0, len(FIRST), n).tolist(), rng.integers(0, len(LAST), n).tolist())
+    name_json = [json.dumps(f"{FIRST[f]} {LAST[la]}") for f, la in names]
     like_w = np.broadcast_to(np.choose(_VALENCE + 1, [0.03, 1.0, 3.0]), (n, len(ASPECTS)))
     like = _top_k(rng, like_w, rng.integers(3, 7, n))
     dislike_w = np.where(like, 0.0, np.choose(_VALENCE + 1, [3.0, 1.0, 0.03]))
@@ -365,15 +325,25 @@ class _Reviews:
     score: np.ndarray  # (M,) latent score
 
 
-def _choose_places(rng: np.random.Generator, places: _Places, mv_share: np.ndarray) -> np.ndarray:
-    """One place per entry of mv_share (M,): the pool by a coin, then by popularity."""
-    in_mv = rng.random(len(mv_share)) < mv_share
-    out = np.empty(len(mv_share), dtype=np.int64)
+def _choose_places(rng: np.random.Generator, cfg: SyntheticConfig, places: _Places, users: _Users,
+                   user: np.ndarray) -> np.ndarray:
+    """One place per review slot of user (M,): the pool by a coin (Mountain View or not), then
+    choice_candidates draws by popularity, one kept by softmax(choice_strength * liking)
+    (sampling-importance-resampling; see the module docstring)."""
+    m = len(user)
+    k = cfg.choice_candidates if cfg.choice_strength > 0 else 1  # strength 0: every candidate equal
+    in_mv = rng.random(m) < users.mv_share[user]
+    cand = np.empty((m, k), dtype=np.int64)  # (M, K)
     for flag, (ids, cum) in zip((True, False), places.pools):
         sel = in_mv == flag
-        pick = np.searchsorted(cum, rng.random(np.count_nonzero(sel)), side="right")
-        out[sel] = ids[np.minimum(pick, len(ids) - 1)]
-    return out
+        pick = np.searchsorted(cum, rng.random((np.count_nonzero(sel), k)), side="right")
+        cand[sel] = ids[np.minimum(pick, len(ids) - 1)]
+    if k == 1:
+        return cand[:, 0]
+    asp = places.aspects[cand]  # (M, K, 4)
+    liking = (users.pref[user[:, None, None], asp] * (asp >= 0)).sum(axis=2)  # (M, K)
+    keys = cfg.choice_strength * liking + rng.gumbel(size=(m, k))  # Gumbel-max: a softmax draw
+    return cand[np.arange(m), keys.argmax(axis=1)]
 
 
 def _repeated(key: np.ndarray) -> np.ndarray:
@@ -388,12 +358,12 @@ def _draw_reviews(
 ) -> _Reviews:
     n_users = len(users.bias)
     user = np.repeat(np.arange(n_users), users.n_reviews)
-    place = _choose_places(rng, places, users.mv_share[user])
+    place = _choose_places(rng, cfg, places, users, user)
     for _ in range(50):  # a user rates a place once: redraw repeats
         dup = _repeated(user * cfg.n_places + place)
         if not dup.any():
             break
-        place[dup] = _choose_places(rng, places, users.mv_share[user[dup]])
+        place[dup] = _choose_places(rng, cfg, places, users, user[dup])
     keep = ~_repeated(user * cfg.n_places + place)  # almost always all True
     user, place = user[keep], place[keep]
     m = len(user)
@@ -433,11 +403,10 @@ _REVIEW_LINE = ('{"user_id": "%s", "name": %s, "time": %d, "rating": %d, "text":
 
 def _review_text(stars: int, liked: list[int], disliked: list[int], k: int) -> str:
     """JSON string: an opener for the stars, then one sentence per liked/disliked aspect."""
-    parts = [_OPENERS[stars][k & 1]]
+    parts = [OPENERS[stars][k & 1]]
     parts += [_POS_SENT[a][(k >> 1) % 3] for a in liked if a >= 0]
     parts += [_NEG_SENT[a][(k >> 3) % 3] for a in disliked if a >= 0]
     return '"' + " ".join(parts) + '"'
-
 
 def _review_lines(rng: np.random.Generator, cfg: SyntheticConfig, places: _Places, users: _Users,
                   rev: _Reviews, stars: np.ndarray) -> str:
@@ -456,7 +425,7 @@ def _review_lines(rng: np.random.Generator, cfg: SyntheticConfig, places: _Place
     ):
         text = _review_text(r, lk, dk, k) if text else "null"
         pic = f'[{{"url": ["{_PIC_URL}{k:08x}"]}}]' if pic else "null"
-        resp = f'{{"time": {rt}, "text": "{_REPLIES[k % 2 if r >= 3 else 2]}"}}' if rt else "null"
+        resp = f'{{"time": {rt}, "text": "{REPLIES[k % 2 if r >= 3 else 2]}"}}' if rt else "null"
         lines.append(_REVIEW_LINE % (uid[u], name[u], t, r, text, pic, resp, gid[p]))
     return "".join(lines)
 
@@ -505,19 +474,35 @@ def _address(
     if rng.random() < cfg.address_null_share:
         return None
     plus4 = f"-{rng.integers(1000, 10000)}" if rng.random() < cfg.zip4_share else ""
-    street = _STREETS[rng.integers(len(_STREETS))]
+    street = STREETS[rng.integers(len(STREETS))]
     return f"{name}, {rng.integers(1, 3000)} {street}, {city}, CA {zip_}{plus4}"
+
+
+def _and(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _description(aspects: list[int], primary: int, city: str, k: int) -> str:
+    """What the place is like in one line ("Cozy cafe with free wifi and fresh pastries."; the
+    adjective may hint at a drawback: "Upscale", "Compact"), one sentence per aspect, the city."""
+    cat, table = _CATEGORY[primary], [ASPECT_TABLE[ASPECTS[a]] for a in aspects if a >= 0]
+    adjectives = [a.adjective for a in table] + list(cat.adjectives)
+    opener = f"{adjectives[k % len(adjectives)]} {cat.kinds[(k >> 4) % len(cat.kinds)]}"
+    phrases = [a.phrase for a in table if a.phrase is not None]
+    opener += f" with {_and(phrases)}." if phrases else "."
+    return " ".join([opener, *(a.sentence for a in table), f"Located in {city}."])
 
 
 def _meta_line(rng: np.random.Generator, cfg: SyntheticConfig, places: _Places, p: int,
                n_reviews: int, star_sum: float, gmap_ids: list[str]) -> str:
     """One meta JSON line; avg_rating and num_of_reviews are those of the written reviews."""
     name, cats, city = places.name[p], places.categories[p], _CITY[places.city[p]]
-    _, _, (opens, closes), price = _CATEGORIES[cats[0]]
-    sentences = [_ASPECT_TABLE[ASPECTS[a]][1] for a in places.aspects[p] if a >= 0]
-    _, lat, lon = _CITIES[city]
+    primary = int(places.primary[p])
+    (opens, closes), price = _CATEGORY[primary].hours, _CATEGORY[primary].price
+    _, lat, lon = CITIES[city]
     start, closed = rng.integers(7), rng.integers(-7, 7)  # closed one day a week half the time
-    hours = [[_DAYS[d % 7], "Closed" if d % 7 == closed else f"{opens}–{closes}"]
+    hours = [[DAYS[d % 7], "Closed" if d % 7 == closed else f"{opens}–{closes}"]
              for d in range(start, start + 7)]
     near = dict.fromkeys(rng.integers(len(gmap_ids), size=rng.integers(2, 6)).tolist())
     related = [gmap_ids[q] for q in near if q != p]
@@ -525,7 +510,7 @@ def _meta_line(rng: np.random.Generator, cfg: SyntheticConfig, places: _Places, 
         "name": name,
         "address": _address(rng, cfg, name, city, places.zip[p]),
         "gmap_id": gmap_ids[p],
-        "description": f"{name} is a {cats[0].lower()} in {city}. " + " ".join(sentences),
+        "description": _description(places.aspects[p].tolist(), primary, city, int(rng.integers(1 << 30))),
         "latitude": round(lat + rng.normal(0, 0.015), 7),
         "longitude": round(lon + rng.normal(0, 0.015), 7),
         "category": cats,
@@ -615,6 +600,8 @@ def write_synthetic_google_local(cfg: SyntheticConfig, out_dir: Path) -> Synthet
         "aspects": _aspect_lists(has.sum(axis=1), places.aspects[has]),
         "zip": pa.array(places.zip.astype(str), pa.string()),
         "in_mountain_view": places.in_mv, "place_bias": places.bias,
+        "name_aspect": pa.array(np.where(places.name_aspect >= 0, np.asarray(ASPECTS, dtype=object)[places.name_aspect],
+                                         None), pa.string()),
     })
     atomic_write(paths["truth_places"], lambda tmp: pq.write_table(place_truth, tmp))
     return SyntheticSummary(paths, cfg.n_users, int(n_rated.sum()), cfg.n_places,

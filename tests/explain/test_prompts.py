@@ -76,7 +76,7 @@ def test_history_can_show_an_excerpt_of_each_place_and_the_consumers_rating():
     cfg = PromptConfig(history_excerpt_chars=40, history_ratings=True)
     prompt = explanation_prompt(hist, CAND, "pos", cfg)
     assert ('"Quiet Bean" ("Cafe"; "Cozy cafe with free wifi."; rated 5 of 5), '
-            '"Loud Tavern" ("Bar"; "Sports bar with loud music and crowds..."; rated 1 of 5).') in prompt
+            '"Loud Tavern" ("Bar"; "Sports bar with loud music and crowds on..."; rated 1 of 5).') in prompt
     paper = explanation_prompt(hist, CAND, "pos")  # the default is the paper's form: names and categories
     assert '"Quiet Bean" ("Cafe"), "Loud Tavern" ("Bar")' in paper and "wifi" not in paper
     with pytest.raises(ValueError, match="history_excerpt_chars"):
