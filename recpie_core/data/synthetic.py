@@ -44,8 +44,12 @@ Where the numbers come from (set once from these anchors, not tuned for any mode
   reported for Yelp- and Google-Local-like data are similar (roughly 25-40 %). So b_u + b_p
   explain ~30 % here, the aspects (the taste an explanation can name) a comparable share,
   and noise the rest. Measured at the defaults (n_users=20000, n_places=5000): b_u + b_p
-  SHARE_BIAS (b_u SHARE_U, b_p SHARE_P), aspects SHARE_ASPECT, satiation SHARE_REPEAT,
-  noise SHARE_NOISE. The true biases alone explain SHARE_STARS of the star variance.
+  31 % (b_u 12, b_p 19), aspects 30 %, satiation 3 %, noise 37 % (the terms covary a little:
+  choice ties liking to the place). The true biases alone explain 24 % of the star variance.
+- ``choice_strength`` has no such number to copy; 1.0 is moderate (see its comment). At it,
+  the aspects over-represented in a user's history hit a true like 1 time in 3, against 1 in 5
+  for a random aspect of the same places and 1 in 8 when choice_strength=0
+  (tests/data/test_synthetic.py).
 
 Places sit across California; ``mountain_view_share`` of them in zip codes 94035-94043.
 Some users rate only places outside those zip codes. Each user's reviews are in time order
@@ -71,35 +75,21 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recpie_core.data.synthetic_vocab import (
-    ASPECT_TABLE,
-    ASPECTS,
-    CATEGORIES,
-    CITIES,
-    DAYS,
-    DISLIKED,
-    EVERYWHERE,
-    FIRST,
-    LAST,
-    LIKED,
-    N_MV_CITIES,
-    OPENERS,
-    PLAIN_WORDS,
-    REPLIES,
-    STREETS,
-)
+from recpie_core.data import synthetic_vocab as vocab
+from recpie_core.data.synthetic_vocab import ASPECTS
 from recpie_core.io import atomic_write
 
 __all__ = ["ASPECTS", "SyntheticConfig", "SyntheticSummary", "load_place_truth", "load_truth", "truth_paths",
            "write_synthetic_google_local"]
 
-_VALENCE = np.array([a.valence for a in ASPECT_TABLE.values()])
-_PRIMARY = tuple(CATEGORIES)
-_CATEGORY = tuple(CATEGORIES.values())
-_POOL = np.array([[a in c.pool or a in EVERYWHERE for a in ASPECTS] for c in _CATEGORY])  # (n_primary, n_aspects)
-_CITY = tuple(CITIES)
-_POS_SENT = [[t.format(a) for t in LIKED] for a in ASPECTS]
-_NEG_SENT = [[t.format(a) for t in DISLIKED] for a in ASPECTS]
+_VALENCE = np.array([a.valence for a in vocab.ASPECT_TABLE.values()])
+_PRIMARY = tuple(vocab.CATEGORIES)
+_CATEGORY = tuple(vocab.CATEGORIES.values())
+_POOL = np.array([[a in c.pool or a in vocab.EVERYWHERE for a in ASPECTS] for c in _CATEGORY])  # (n_primary, n_aspects)
+_CITY = tuple(vocab.CITIES)
+_NAME_WORDS = [a.name_words for a in vocab.ASPECT_TABLE.values()]
+_POS_SENT = [[t.format(a) for t in vocab.LIKED] for a in ASPECTS]
+_NEG_SENT = [[t.format(a) for t in vocab.DISLIKED] for a in ASPECTS]
 
 _T_START_MS = 1451606400000  # 2016-01-01 UTC
 _T_END_MS = 1633046400000  # 2021-10-01 UTC
@@ -125,12 +115,12 @@ class SyntheticConfig:
     # mostly go where they expect to like it, yet popular places still draw everyone).
     choice_strength: float = 1.0
     choice_candidates: int = 16  # places drawn by popularity per pick, one kept (more: nearer the exact tilt)
-    aspect_weight: float = 0.8  # score change per liked (+) or disliked (-) aspect of a place
+    aspect_weight: float = 0.8  # score change per liked (+) or disliked (-) aspect of a place; ~30 % of the variance
     repeat_window: int = 3  # previous visits that count for the sequential effect
     repeat_effect: float = -0.4  # score change per recent visit of the same primary category
     user_bias_sd: float = 0.4  # sd of b_u (score units); with place_bias_sd ~30 % of the score variance
     place_bias_sd: float = 0.5  # sd of b_p (score units)
-    noise_sd: float = 0.6  # sd of the per-review noise (score units)
+    noise_sd: float = 0.7  # sd of the per-review noise (score units); ~37 % of the variance
     star_shares: tuple[float, ...] = (0.06, 0.05, 0.12, 0.25, 0.52)  # target share of 1..5 stars
     name_hint_share: float = 0.6  # places whose name has a word hinting at one of its aspects
     text_null_share: float = 0.25  # reviews with text null
@@ -199,6 +189,7 @@ class _Places:
     gmap_id: np.ndarray  # (P,) object, "0x80...:0x..."
     name: list[str]
     name_aspect: np.ndarray  # (P,) int, index into ASPECTS of the aspect the name hints at, -1 none
+    description: list[str]  # opening line, one sentence per aspect, the city
     categories: list[list[str]]  # primary category first
     primary: np.ndarray  # (P,) int, index into _PRIMARY
     aspects: np.ndarray  # (P, 4) int, index into ASPECTS, -1 padded
@@ -218,28 +209,52 @@ def _top_k(rng: np.random.Generator, weights: np.ndarray, k: np.ndarray) -> np.n
     return (rank < k[:, None]) & (weights > 0)
 
 
-def _place_names(rng: np.random.Generator, cfg: SyntheticConfig, primary: np.ndarray,
-                 aspects: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Names such as "Quiet Bean Coffee", "Trailside Park", "Redwood Kitchen", "Garcia's Books":
-    with probability name_hint_share a word hinting at one of the place's aspects (if one has
-    such words), else a plain word or a surname; sometimes a middle word; a category noun.
-    Returns the names and (P,) the hinted aspect (-1: plain)."""
+def _pick(items: Sequence, k: int):
+    """items[k mod len]: k is a uniform draw far larger than len(items)."""
+    return items[k % len(items)]
+
+
+def _and(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _description(aspects: list[int], cat: vocab.Category, city: str, k: int) -> str:
+    """What the place is like in one line ("Cozy cafe with free wifi and fresh pastries."; the
+    adjective may hint at a drawback: "Upscale", "Compact"), one sentence per aspect, the city."""
+    table = [vocab.ASPECT_TABLE[ASPECTS[a]] for a in aspects if a >= 0]
+    adjectives = [a.adjective for a in table] + list(cat.adjectives)
+    opener = f"{_pick(adjectives, k)} {_pick(cat.kinds, k >> 4)}"
+    phrases = [a.phrase for a in table if a.phrase is not None]
+    opener += f" with {_and(phrases)}." if phrases else "."
+    return " ".join([opener, *(a.sentence for a in table), f"Located in {city}."])
+
+
+def _place_text(rng: np.random.Generator, cfg: SyntheticConfig, primary: np.ndarray, aspects: np.ndarray,
+                city: np.ndarray) -> tuple[list[str], np.ndarray, list[str]]:
+    """Names and descriptions. Names such as "Quiet Bean Coffee", "Trailside Park", "Redwood
+    Kitchen", "Garcia's Books": with probability name_hint_share a word hinting at one of the
+    place's aspects (one of its category's own if it has such words, as places name themselves
+    after what sets them apart), else a plain word or a surname; sometimes a middle word; a
+    category noun. Returns the names, (P,) the hinted aspect (-1: plain) and the descriptions."""
     n = len(primary)
     hint, middle, surname = (rng.random((3, n)) < [[cfg.name_hint_share], [0.3], [0.3]]).tolist()
-    picks = rng.integers(0, 1 << 30, (4, n)).T.tolist()
-    names, hinted = [], np.full(n, -1)
-    for p, (c, asp, k) in enumerate(zip(primary.tolist(), aspects.tolist(), picks)):
+    picks = rng.integers(0, 1 << 30, (5, n)).T.tolist()
+    names, hinted, descriptions = [], [], []
+    for p, (c, asp, town, k) in enumerate(zip(primary.tolist(), aspects.tolist(), city.tolist(), picks)):
         cat = _CATEGORY[c]
-        hintable = [a for a in asp if a >= 0 and ASPECT_TABLE[ASPECTS[a]].name_words]
-        if hint[p] and hintable:
-            hinted[p] = hintable[k[0] % len(hintable)]
-            words = ASPECT_TABLE[ASPECTS[hinted[p]]].name_words
-            first = words[k[1] % len(words)]
+        hintable = [a for a in asp if a >= 0 and _NAME_WORDS[a]]
+        hintable = [a for a in hintable if ASPECTS[a] not in vocab.EVERYWHERE] or hintable
+        h = _pick(hintable, k[0]) if hint[p] and hintable else -1
+        if h >= 0:
+            first = _pick(_NAME_WORDS[h], k[1])
         else:
-            first = f"{LAST[k[1] % len(LAST)]}'s" if surname[p] else PLAIN_WORDS[k[1] % len(PLAIN_WORDS)]
-        mid = f" {cat.middles[k[2] % len(cat.middles)]}" if middle[p] and cat.middles and hinted[p] >= 0 else ""
-        names.append(f"{first}{mid} {cat.nouns[k[3] % len(cat.nouns)]}")
-    return names, hinted
+            first = f"{_pick(vocab.LAST, k[1])}'s" if surname[p] else _pick(vocab.PLAIN_WORDS, k[1])
+        mid = f" {_pick(cat.middles, k[2])}" if middle[p] and cat.middles and h >= 0 else ""
+        names.append(f"{first}{mid} {_pick(cat.nouns, k[3])}")
+        hinted.append(h)
+        descriptions.append(_description(asp, cat, _CITY[town], k[4]))
+    return names, np.array(hinted, dtype=np.int64), descriptions
 
 
 def _draw_places(rng: np.random.Generator, cfg: SyntheticConfig) -> _Places:
@@ -251,15 +266,16 @@ def _draw_places(rng: np.random.Generator, cfg: SyntheticConfig) -> _Places:
     aspects[rows, np.arange(len(rows)) - np.searchsorted(rows, rows)] = cols
     in_mv = rng.random(n) < cfg.mountain_view_share
     in_mv[:2] = True, False  # both pools non-empty
-    city = np.where(in_mv, rng.random(n) < 0.15, rng.integers(N_MV_CITIES, len(_CITY), n))
-    zips = [CITIES[_CITY[c]][0] for c in city.tolist()]
+    city = np.where(in_mv, rng.random(n) < 0.15, rng.integers(vocab.N_MV_CITIES, len(_CITY), n))
+    zips = [vocab.CITIES[_CITY[c]][0] for c in city.tolist()]
     zip_ = np.array([z[k % len(z)] for z, k in zip(zips, rng.integers(0, 60, n).tolist())])
     categories = []
     for c, k in zip(primary.tolist(), rng.integers(0, 3, n).tolist()):
         secondary = _CATEGORY[c].secondary
         more = rng.permutation(len(secondary))[:k]
         categories.append([_PRIMARY[c], *(secondary[i] for i in more)])
-    name, name_aspect = _place_names(np.random.default_rng([cfg.seed, 5]), cfg, primary, aspects)
+    text_rng = np.random.default_rng([cfg.seed, 5])  # its own stream: the words can change, the model stays
+    name, name_aspect, description = _place_text(text_rng, cfg, primary, aspects, city)
     first = rng.integers(0, 1 << 56, n)
     second = (np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
               + np.uint64(rng.integers(0, 1 << 63)))  # odd multiplier mod 2^64: unique ids
@@ -271,8 +287,8 @@ def _draw_places(rng: np.random.Generator, cfg: SyntheticConfig) -> _Places:
         cum = np.cumsum(popularity[ids])
         pools.append((ids, cum / cum[-1]))
     bias = rng.normal(0, cfg.place_bias_sd, n)
-    return _Places(gmap_id, name, name_aspect, categories, primary, aspects, bias, city, zip_, in_mv,
-                   tuple(pools))
+    return _Places(gmap_id, name, name_aspect, description, categories, primary, aspects, bias, city, zip_,
+                   in_mv, tuple(pools))
 
 
 # ----------------------------------------------------------------------------- users, reviews
@@ -283,7 +299,7 @@ class _Users:
     user_id: list[str]  # 21 digits
     name_json: list[str]  # JSON-encoded name
     bias: np.ndarray  # (U,) b_u
-    pref: np.ndarray  # (U, n_aspects) int8: +1 like, -1 dislike, 0 indifferent
+    pref: np.ndarray  # (U, n_aspects + 1) int8: +1 like, -1 dislike, 0 indifferent; aspect -1 (padding) is 0
     mv_share: np.ndarray  # (U,) probability that a review is of a Mountain View place
     n_reviews: np.ndarray  # (U,)
     t0: np.ndarray  # (U,) first possible review time, ms
@@ -296,8 +312,8 @@ def _draw_users(
     idx = range(first, first + n)
     offset = cfg.seed * 6364136223846793003
     user_id = [str(10**20 + (i * _ID_MUL + offset) % (9 * 10**19)) for i in idx]  # 21 digits
-    names = zip(rng.integers(0, len(FIRST), n).tolist(), rng.integers(0, len(LAST), n).tolist())
-    name_json = [json.dumps(f"{FIRST[f]} {LAST[la]}") for f, la in names]
+    names = zip(rng.integers(0, len(vocab.FIRST), n).tolist(), rng.integers(0, len(vocab.LAST), n).tolist())
+    name_json = [json.dumps(f"{vocab.FIRST[f]} {vocab.LAST[la]}") for f, la in names]
     like_w = np.broadcast_to(np.choose(_VALENCE + 1, [0.03, 1.0, 3.0]), (n, len(ASPECTS)))
     like = _top_k(rng, like_w, rng.integers(3, 7, n))
     dislike_w = np.where(like, 0.0, np.choose(_VALENCE + 1, [3.0, 1.0, 0.03]))
@@ -310,8 +326,9 @@ def _draw_users(
     n_reviews = np.minimum(n_reviews, pool // 2).astype(np.int64)
     t0 = rng.integers(_T_START_MS, _T_END_MS - 90 * 86_400_000, n)
     span = (_T_END_MS - t0) * rng.uniform(0.1, 1.0, n)
-    return _Users(user_id, name_json, rng.normal(0, cfg.user_bias_sd, n),
-                  like.astype(np.int8) - dislike.astype(np.int8), mv_share, n_reviews, t0, span)
+    pref = np.zeros((n, len(ASPECTS) + 1), dtype=np.int8)
+    pref[:, :-1] = like.astype(np.int8) - dislike.astype(np.int8)
+    return _Users(user_id, name_json, rng.normal(0, cfg.user_bias_sd, n), pref, mv_share, n_reviews, t0, span)
 
 
 @dataclass
@@ -340,10 +357,10 @@ def _choose_places(rng: np.random.Generator, cfg: SyntheticConfig, places: _Plac
         cand[sel] = ids[np.minimum(pick, len(ids) - 1)]
     if k == 1:
         return cand[:, 0]
-    asp = places.aspects[cand]  # (M, K, 4)
-    liking = (users.pref[user[:, None, None], asp] * (asp >= 0)).sum(axis=2)  # (M, K)
-    keys = cfg.choice_strength * liking + rng.gumbel(size=(m, k))  # Gumbel-max: a softmax draw
-    return cand[np.arange(m), keys.argmax(axis=1)]
+    liking = users.pref[user[:, None, None], places.aspects[cand]].sum(axis=2)  # (M, K, 4) -> (M, K)
+    weight = np.cumsum(np.exp(cfg.choice_strength * np.arange(-4, 5))[liking + 4], axis=1)  # (M, K)
+    pick = (weight < rng.random(m)[:, None] * weight[:, -1:]).sum(axis=1)  # inverse CDF: a softmax draw
+    return cand[np.arange(m), pick]
 
 
 def _repeated(key: np.ndarray) -> np.ndarray:
@@ -379,7 +396,7 @@ def _draw_reviews(
         n_recent[lag:] += (cat[lag:] == cat[:-lag]) & (user[lag:] == user[:-lag])
 
     asp = places.aspects[place]  # (M, 4)
-    pref = users.pref[user[:, None], asp] * (asp >= 0)  # (M, 4) in {-1, 0, 1}
+    pref = users.pref[user[:, None], asp]  # (M, 4) in {-1, 0, 1}
     score = (users.bias[user] + places.bias[place] + cfg.aspect_weight * pref.sum(axis=1)
              + cfg.repeat_effect * n_recent + rng.normal(0.0, cfg.noise_sd, m))
     return _Reviews(user, place, ts, n_recent, np.where(pref > 0, asp, -1),
@@ -403,7 +420,7 @@ _REVIEW_LINE = ('{"user_id": "%s", "name": %s, "time": %d, "rating": %d, "text":
 
 def _review_text(stars: int, liked: list[int], disliked: list[int], k: int) -> str:
     """JSON string: an opener for the stars, then one sentence per liked/disliked aspect."""
-    parts = [OPENERS[stars][k & 1]]
+    parts = [vocab.OPENERS[stars][k & 1]]
     parts += [_POS_SENT[a][(k >> 1) % 3] for a in liked if a >= 0]
     parts += [_NEG_SENT[a][(k >> 3) % 3] for a in disliked if a >= 0]
     return '"' + " ".join(parts) + '"'
@@ -425,7 +442,7 @@ def _review_lines(rng: np.random.Generator, cfg: SyntheticConfig, places: _Place
     ):
         text = _review_text(r, lk, dk, k) if text else "null"
         pic = f'[{{"url": ["{_PIC_URL}{k:08x}"]}}]' if pic else "null"
-        resp = f'{{"time": {rt}, "text": "{REPLIES[k % 2 if r >= 3 else 2]}"}}' if rt else "null"
+        resp = f'{{"time": {rt}, "text": "{vocab.REPLIES[k % 2 if r >= 3 else 2]}"}}' if rt else "null"
         lines.append(_REVIEW_LINE % (uid[u], name[u], t, r, text, pic, resp, gid[p]))
     return "".join(lines)
 
@@ -458,7 +475,7 @@ def _truth_tables(
         _aspect_lists((rev.disliked >= 0).sum(axis=1), rev.disliked[rev.disliked >= 0]),
         rev.n_recent, rev.score.astype(np.float32),
     ], schema=_TRUTH_SCHEMA)
-    like, dislike = users.pref > 0, users.pref < 0
+    like, dislike = users.pref[:, :-1] > 0, users.pref[:, :-1] < 0
     people = pa.table([
         pa.array(uid, pa.string()), _aspect_lists(like.sum(axis=1), np.nonzero(like)[1]),
         _aspect_lists(dislike.sum(axis=1), np.nonzero(dislike)[1]), users.bias, users.mv_share,
@@ -474,24 +491,8 @@ def _address(
     if rng.random() < cfg.address_null_share:
         return None
     plus4 = f"-{rng.integers(1000, 10000)}" if rng.random() < cfg.zip4_share else ""
-    street = STREETS[rng.integers(len(STREETS))]
+    street = vocab.STREETS[rng.integers(len(vocab.STREETS))]
     return f"{name}, {rng.integers(1, 3000)} {street}, {city}, CA {zip_}{plus4}"
-
-
-def _and(items: list[str]) -> str:
-    """"a", "a and b", "a, b and c"."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _description(aspects: list[int], primary: int, city: str, k: int) -> str:
-    """What the place is like in one line ("Cozy cafe with free wifi and fresh pastries."; the
-    adjective may hint at a drawback: "Upscale", "Compact"), one sentence per aspect, the city."""
-    cat, table = _CATEGORY[primary], [ASPECT_TABLE[ASPECTS[a]] for a in aspects if a >= 0]
-    adjectives = [a.adjective for a in table] + list(cat.adjectives)
-    opener = f"{adjectives[k % len(adjectives)]} {cat.kinds[(k >> 4) % len(cat.kinds)]}"
-    phrases = [a.phrase for a in table if a.phrase is not None]
-    opener += f" with {_and(phrases)}." if phrases else "."
-    return " ".join([opener, *(a.sentence for a in table), f"Located in {city}."])
 
 
 def _meta_line(rng: np.random.Generator, cfg: SyntheticConfig, places: _Places, p: int,
@@ -500,9 +501,9 @@ def _meta_line(rng: np.random.Generator, cfg: SyntheticConfig, places: _Places, 
     name, cats, city = places.name[p], places.categories[p], _CITY[places.city[p]]
     primary = int(places.primary[p])
     (opens, closes), price = _CATEGORY[primary].hours, _CATEGORY[primary].price
-    _, lat, lon = CITIES[city]
+    _, lat, lon = vocab.CITIES[city]
     start, closed = rng.integers(7), rng.integers(-7, 7)  # closed one day a week half the time
-    hours = [[DAYS[d % 7], "Closed" if d % 7 == closed else f"{opens}–{closes}"]
+    hours = [[vocab.DAYS[d % 7], "Closed" if d % 7 == closed else f"{opens}–{closes}"]
              for d in range(start, start + 7)]
     near = dict.fromkeys(rng.integers(len(gmap_ids), size=rng.integers(2, 6)).tolist())
     related = [gmap_ids[q] for q in near if q != p]
@@ -510,7 +511,7 @@ def _meta_line(rng: np.random.Generator, cfg: SyntheticConfig, places: _Places, 
         "name": name,
         "address": _address(rng, cfg, name, city, places.zip[p]),
         "gmap_id": gmap_ids[p],
-        "description": _description(places.aspects[p].tolist(), primary, city, int(rng.integers(1 << 30))),
+        "description": places.description[p],
         "latitude": round(lat + rng.normal(0, 0.015), 7),
         "longitude": round(lon + rng.normal(0, 0.015), 7),
         "category": cats,
