@@ -63,7 +63,8 @@ PROFILES: dict[str, Profile] = {
         fit=FitConfig(epochs=30, patience=4, progress=False),
         loop=LoopConfig(rounds=2, pie_pairs=48, max_new_tokens=16, gen_batch_size=64, seeds=(0, 1, 2)),
         pie=PIEConfig(steps=3, batch_size=16, micro_batch=16, max_new_tokens=16, lr=1e-4),
-        prompt=PromptConfig(max_history=5, description_chars=120),
+        # the history shows what each place is like and how the consumer rated it (README, "Profiles")
+        prompt=PromptConfig(max_history=5, description_chars=160, history_excerpt_chars=100, history_ratings=True),
     ),
     "smoke": Profile(
         name="smoke",
