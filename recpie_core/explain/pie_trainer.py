@@ -1,17 +1,34 @@
 """The PIE update of the explainer (Algorithm 1, odd step), given a frozen recommender's rewards.
 
 Per step: draw a batch of (user, place) pairs, sample a positive and a negative explanation
-for each with the current policy (no gradient; one shared prefill per pair), let the caller
-score them (``reward_fn``: the frozen recommender reads the explanation embeddings and
-predicts the rating; Eq. 4 turns the error into a reward), then score the same tokens under
-the policy (gradient through LoRA and the soft-prompt projector) and the reference (adapters
-off, no gradient), and take one AdamW step on Eq. 7 summed over the two polarities. Only
-LoRA and projector parameters are in the optimizer; the base LLM and the recommender's
+for each with the current policy (no gradient; one shared prefill per pair; optionally each
+stops at its first sentence end), let the caller score them (``reward_fn``: the frozen
+recommender reads the explanation embeddings and predicts the rating; Eq. 4 turns the error
+into a reward), then score the same tokens under the reference (adapters off, no gradient)
+and under the policy (gradient through LoRA and the soft-prompt projector), and take AdamW
+steps on the objective summed over the two polarities:
+
+- ``objective="eq7"`` (default, the paper): one step on Eq. 7, ratio to the reference;
+- ``objective="ppo"``: ``ppo_epochs`` steps on the PPO-style loss over the same samples, the
+  ratio to the policy that sampled (its log-probs are the first pass's, detached: the same
+  parameters, before any step on this batch; LoRA dropout, if on, differs between passes),
+  A = R - batch mean, a k3 KL to the reference.
+
+Only LoRA and projector parameters are in the optimizer; the base LLM and the recommender's
 consumer vectors (``user_vecs``) stay fixed.
 
-Differs from the paper: ``baseline="batch_mean"`` is an option (see ``pie.py``); gradient norm
-clipping; explanations are screened by ``check_explanation`` before the recommender sees them
-(the policy is still scored on the tokens it sampled). A fresh optimizer per call (per round).
+Differs from the paper: the baseline, the PPO objective and the sentence stop are options
+(see ``pie.py``, ``endings.py``); gradient norm clipping; explanations are screened by
+``check_explanation`` (and with ``trim_cut`` trimmed by ``whole_explanation``) before the
+recommender sees them, while the policy is still scored on the tokens it sampled. A fresh
+optimizer per call (per round).
+
+Logged per step (one sampled batch): ``reward_mean`` (``reward_pos``, ``reward_neg``), ``loss``
+(first pass), ``kl_ref`` (mean per-token k3 KL of the sampling policy to the reference),
+``clipped_frac`` (share of token gradients the clip zeroed: eq7, ratio to the reference at the
+sampling policy; ppo, over all passes, so 0 with one pass), ``ratio_mean/min/max`` and
+``log_ratio`` (to the reference, at the sampling policy), ``ended_frac`` (share of explanations
+that ended on their own), ``tokens_mean``, ``grad_norm`` (last pass).
 """
 
 from __future__ import annotations
@@ -24,8 +41,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from recpie_core.explain.endings import whole_explanation
 from recpie_core.explain.explainer import Explainer
-from recpie_core.explain.pie import BASELINES, apply_baseline, pie_loss, ratio_stats
+from recpie_core.explain.pie import (
+    BASELINES,
+    OBJECTIVES,
+    advantages,
+    kl_k3,
+    pie_loss,
+    ppo_clipped,
+    ppo_loss,
+    ratio_stats,
+)
 from recpie_core.explain.prompts import check_explanation
 from recpie_core.tracking import NullTracker, Tracker
 
@@ -40,17 +67,27 @@ RewardFn = Callable[[Tensor, list[str], list[str] | None], tuple[Tensor, Tensor 
 @dataclass(frozen=True)
 class PIEConfig:
     lr: float = 1e-4  # AdamW learning rate (LoRA and projector)
-    eps: float = 0.2  # clip range of the ratio to the reference, Eq. 7
-    baseline: str = "none"  # "none" (the paper) | "batch_mean" (reward minus the batch mean)
-    steps: int = 8  # optimizer steps per call (per round)
+    objective: str = "eq7"  # "eq7" (the paper: ratio to the reference, clipped, times the reward)
+    # | "ppo" (ratio to the sampling policy, min(r A, clip(r) A), A = R - batch mean, k3 KL to the reference)
+    eps: float = 0.2  # clip range of the ratio: to the reference (eq7), to the sampler (ppo)
+    baseline: str = "none"  # "none" (the paper) | "batch_mean" (reward minus the batch mean; ppo needs it)
+    advantage_norm: bool = False  # also divide R - mean by the batch's reward std (needs "batch_mean")
+    kl_coef: float = 0.0  # ppo: weight of the per-token k3 KL to the reference (eq7 has no KL term: 0)
+    ppo_epochs: int = 1  # optimizer passes over each sampled batch (ppo; eq7 takes one)
+    steps: int = 8  # sampled batches per call (per round); each gives ppo_epochs optimizer steps
     batch_size: int = 32  # pairs per step; each gives a pos and (if given) a neg explanation
     micro_batch: int = 32  # explanations per forward/backward (gradient accumulation below batch)
     gen_batch_size: int = 64  # explanations per generate call (pos + neg count two per pair)
     max_new_tokens: int = 24  # explanation length cap, in tokens
+    stop_at_sentence: bool = False  # a sampled explanation also stops at its first sentence end ...
+    min_new_tokens: int = 8  # ... once it has this many tokens (EOS is never suppressed)
+    trim_cut: bool = False  # the recommender reads whole_explanation(text): texts cut at the cap trimmed
     temperature: float = 1.0  # sampling temperature (1.0: the policy itself)
     top_p: float = 1.0  # nucleus sampling (1.0: the policy itself)
     grad_clip: float = 1.0  # max global gradient norm (0 disables)
     weight_decay: float = 0.0  # AdamW weight decay
+    checkpoint_layers: bool = True  # recompute decoder activations in backward: 9.6 -> 3.7 GB at 32 x 195
+    # tokens (SmolLM2, fp32), ~25% more time; see Explainer.sequence_logprobs
     max_explanation_chars: int = 400  # check_explanation cap on what the recommender reads
     seed: int = 0  # batch order and sampling
 
@@ -59,10 +96,30 @@ class PIEConfig:
             raise ValueError("lr must be > 0")
         if not 0 < self.eps < 1:
             raise ValueError(f"eps must lie in (0, 1): the clip range is [1 - eps, 1 + eps], got {self.eps}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
-        if min(self.steps, self.batch_size, self.micro_batch, self.gen_batch_size, self.max_new_tokens) < 1:
-            raise ValueError("steps, batch sizes and max_new_tokens must be >= 1")
+        if self.objective == "ppo" and self.baseline == "none":
+            raise ValueError("objective='ppo' needs baseline='batch_mean': its advantage is R minus a baseline, and "
+                             "the raw reward (always > 0 under Eq. 4) would push every sampled text up")
+        if self.advantage_norm and self.baseline == "none":
+            raise ValueError("advantage_norm divides R - mean by the batch std; with baseline='none' nothing is "
+                             "subtracted and the always-positive reward would only be rescaled")
+        if self.kl_coef < 0 or self.ppo_epochs < 1:
+            raise ValueError("kl_coef must be >= 0 and ppo_epochs >= 1")
+        if self.objective == "eq7" and self.kl_coef:
+            raise ValueError("Eq. 7 has no KL term (its clip to the reference bounds the drift); kl_coef is for "
+                             "objective='ppo'")
+        if self.objective == "eq7" and self.ppo_epochs > 1:
+            raise ValueError("Eq. 7's ratio is to the reference, not to the policy that sampled, so a second pass "
+                             "over the same samples gets no importance correction; use objective='ppo'")
+        if min(self.steps, self.batch_size, self.micro_batch, self.gen_batch_size, self.max_new_tokens,
+               self.min_new_tokens) < 1:
+            raise ValueError("steps, batch sizes, max_new_tokens and min_new_tokens must be >= 1")
+        if self.stop_at_sentence and self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(f"min_new_tokens ({self.min_new_tokens}) > max_new_tokens ({self.max_new_tokens}): "
+                             "the sentence stop would never fire")
         if self.temperature <= 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be > 0 and top_p in (0, 1]")
         if self.grad_clip < 0 or self.weight_decay < 0:
@@ -71,19 +128,47 @@ class PIEConfig:
 
 @dataclass
 class PIEStats:
-    steps: int  # optimizer steps taken
+    steps: int  # sampled batches (one history row each)
     seconds: float  # wall time of the whole update
     history: list[dict[str, float]] = field(default_factory=list)  # the metrics logged per step
     n_problems: int = 0  # explanations check_explanation flagged
+    optimizer_steps: int = 0  # steps * ppo_epochs
 
     @property
     def mean_reward(self) -> float:
         return sum(h["reward_mean"] for h in self.history) / max(len(self.history), 1)
 
+    def _quarter(self, last: bool) -> float:
+        q = max(len(self.history) // 4, 1)
+        part = self.history[-q:] if last else self.history[:q]
+        return sum(h["reward_mean"] for h in part) / max(len(part), 1)
+
+    @property
+    def reward_first(self) -> float:
+        """Mean reward of the first quarter of the steps (at least one step)."""
+        return self._quarter(last=False)
+
+    @property
+    def reward_last(self) -> float:
+        """Mean reward of the last quarter of the steps (at least one step)."""
+        return self._quarter(last=True)
+
 
 def _pad_cat(tensors: list[Tensor]) -> Tensor:
     T = max(t.shape[1] for t in tensors)
     return torch.cat([torch.nn.functional.pad(t, (0, T - t.shape[1])) for t in tensors])
+
+
+def _sample(explainer: Explainer, prompts_b: dict[str, list[str]], vecs: Tensor, cfg: PIEConfig,
+            seed: int) -> dict[str, tuple[list[list[int]], list[bool]]]:
+    """Per polarity: (completion ids, ended on its own) under the current policy."""
+    kw = dict(max_new_tokens=cfg.max_new_tokens, seed=seed, temperature=cfg.temperature, top_p=cfg.top_p,
+              stop_at_sentence=cfg.stop_at_sentence, min_new_tokens=cfg.min_new_tokens, return_ended=True)
+    if "neg" in prompts_b:  # both polarities share their prefill
+        pos, neg, pos_end, neg_end = explainer.generate_pair_ids(
+            prompts_b["pos"], prompts_b["neg"], vecs, batch_size=max(cfg.gen_batch_size // 2, 1), **kw)
+        return {"pos": (pos, pos_end), "neg": (neg, neg_end)}
+    return {"pos": explainer.generate_ids(prompts_b["pos"], vecs, batch_size=cfg.gen_batch_size, **kw)}
 
 
 def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Sequence[str] | None,
@@ -110,58 +195,76 @@ def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Se
         cursor += cfg.batch_size
         vecs = user_vecs[idx]
 
-        # 1. sample explanations with the current policy (both polarities share their prefill)
+        # 1. sample explanations with the current policy
         prompts_b = {pol: [prompts[i] for i in idx.tolist()] for pol, prompts in polarities}
-        gen_seed = cfg.seed * 100_003 + step_offset + step
-        sample = dict(max_new_tokens=cfg.max_new_tokens, seed=gen_seed, temperature=cfg.temperature, top_p=cfg.top_p)
-        if "neg" in prompts_b:
-            ids_b = dict(zip(("pos", "neg"), explainer.generate_pair_ids(
-                prompts_b["pos"], prompts_b["neg"], vecs, batch_size=max(cfg.gen_batch_size // 2, 1), **sample)))
-        else:
-            ids_b = {"pos": explainer.generate_ids(prompts_b["pos"], vecs, batch_size=cfg.gen_batch_size, **sample)}
-        batch, texts = {}, {}
-        for pol, ids in ids_b.items():
-            checked = [check_explanation(t, cfg.max_explanation_chars) for t in explainer.decode(ids)]
+        sampled = _sample(explainer, prompts_b, vecs, cfg, seed=cfg.seed * 100_003 + step_offset + step)
+        texts, ended = {}, []
+        for pol, (ids, ends) in sampled.items():
+            raw = explainer.decode(ids)
+            if cfg.trim_cut:
+                raw = [whole_explanation(t, e)[0] for t, e in zip(raw, ends)]
+            checked = [check_explanation(t, cfg.max_explanation_chars) for t in raw]
             stats.n_problems += sum(bool(problems) for _, problems in checked)
-            batch[pol], texts[pol] = (prompts_b[pol], ids), [t for t, _ in checked]
+            texts[pol] = [t for t, _ in checked]
+            ended += ends
 
-        # 2. rewards from the caller's frozen recommender
+        # 2. rewards from the caller's frozen recommender; advantages per polarity over the batch
         r_pos, r_neg = reward_fn(idx, texts["pos"], texts.get("neg"))
         rewards = {"pos": r_pos.detach().float().cpu(), "neg": None if r_neg is None else r_neg.detach().float().cpu()}
+        adv = {pol: advantages(rewards[pol], cfg.baseline, cfg.advantage_norm) for pol in sampled}
 
-        # 3. policy and reference log-probs, Eq. 7 per polarity, one optimizer step
+        # 3. reference and policy log-probs, the objective per polarity, ppo_epochs optimizer steps
+        chunks = [(pol, slice(s, s + cfg.micro_batch)) for pol in sampled
+                  for s in range(0, len(idx), cfg.micro_batch)]
+        refs: list[Tensor] = []
+        olds: list[Tensor] = []
+        masks: list[Tensor] = []
+        loss_first, n_clipped, n_tokens = 0.0, 0.0, 0.0
         explainer.model.train()
-        opt.zero_grad(set_to_none=True)
-        loss_total, logps, refs, masks = 0.0, [], [], []
-        for pol, (p, ids) in batch.items():
-            r = apply_baseline(rewards[pol], cfg.baseline)  # baseline over the whole batch
-            for s in range(0, len(p), cfg.micro_batch):
-                sl = slice(s, s + cfg.micro_batch)
-                logp, mask = explainer.sequence_logprobs(p[sl], vecs[sl], ids[sl])
-                logp_ref, _ = explainer.sequence_logprobs(p[sl], vecs[sl], ids[sl], use_adapter=False)
-                r_sl = r[sl].to(logp.device)
-                loss = pie_loss(logp, logp_ref, mask, r_sl, cfg.eps) * (len(r_sl) / len(p))
+        for epoch in range(cfg.ppo_epochs):
+            opt.zero_grad(set_to_none=True)
+            for c, (pol, sl) in enumerate(chunks):
+                p, ids, a = prompts_b[pol][sl], sampled[pol][0][sl], adv[pol][sl]
+                logp, mask = explainer.sequence_logprobs(p, vecs[sl], ids, checkpoint_layers=cfg.checkpoint_layers)
+                if epoch == 0:
+                    refs.append(explainer.sequence_logprobs(p, vecs[sl], ids, use_adapter=False)[0])
+                    olds.append(logp.detach())  # the sampling policy: no step taken on this batch yet
+                    masks.append(mask)
+                a = a.to(logp.device)
+                if cfg.objective == "eq7":
+                    loss = pie_loss(logp, refs[c], mask, a, cfg.eps)
+                else:
+                    loss = ppo_loss(logp, olds[c], refs[c], mask, a, cfg.eps, cfg.kl_coef)
+                    n_clipped += (ppo_clipped(logp.detach(), olds[c], a, cfg.eps) * mask).sum().item()
+                    n_tokens += mask.sum().item()
+                loss = loss * (len(a) / len(idx))
                 loss.backward()
-                loss_total += loss.item()
-                logps.append(logp.detach().cpu()), refs.append(logp_ref.cpu()), masks.append(mask.cpu())
-        grad_norm = torch.nn.utils.clip_grad_norm_(explainer.trainable_parameters(),
-                                                   cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-        opt.step()
+                if epoch == 0:
+                    loss_first += loss.item()
+            grad_norm = torch.nn.utils.clip_grad_norm_(explainer.trainable_parameters(),
+                                                       cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            opt.step()
+            stats.optimizer_steps += 1
         explainer.model.eval()
 
         # 4. log
+        old, ref, mask = (_pad_cat([t.cpu() for t in ts]) for ts in (olds, refs, masks))  # (2B, T) each
         all_r = torch.cat([r for r in rewards.values() if r is not None])
-        metrics = {"loss": loss_total, "reward_mean": all_r.mean().item(),
+        metrics = {"loss": loss_first, "reward_mean": all_r.mean().item(),
                    "reward_pos": rewards["pos"].mean().item(), "grad_norm": float(grad_norm),
-                   **ratio_stats(_pad_cat(logps), _pad_cat(refs), _pad_cat(masks), cfg.eps),
-                   "tokens_mean": torch.cat([m.sum(1) for m in masks]).mean().item()}
+                   **ratio_stats(old, ref, mask, cfg.eps),
+                   "kl_ref": ((kl_k3(old, ref) * mask).sum() / mask.sum().clamp(min=1)).item(),
+                   "ended_frac": sum(ended) / max(len(ended), 1),
+                   "tokens_mean": mask.sum(1).mean().item()}
+        if cfg.objective == "ppo":
+            metrics["clipped_frac"] = n_clipped / max(n_tokens, 1.0)
         if rewards["neg"] is not None:
             metrics["reward_neg"] = rewards["neg"].mean().item()
         tracker.log_metrics(metrics, step=step_offset + step)
         stats.history.append(metrics)
         stats.steps += 1
-        log.info("pie step %d: reward %.4f loss %.4f clipped %.3f", step, metrics["reward_mean"],
-                 metrics["loss"], metrics["clipped_frac"])
+        log.info("pie step %d: reward %.4f loss %.4f kl %.4f clipped %.3f ended %.2f", step, metrics["reward_mean"],
+                 metrics["loss"], metrics["kl_ref"], metrics["clipped_frac"], metrics["ended_frac"])
 
     stats.seconds = time.perf_counter() - t0
     return stats

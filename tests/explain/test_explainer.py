@@ -1,16 +1,19 @@
 """The explainer on the real SmolLM2-135M (slow): seeded generation, log-probabilities that
-match what ``generate`` scored, padding invariance, the reference policy under
-``disable_adapter()``, the save/load round trip, and special-token text in real prompts."""
+match what ``generate`` scored and the full log-softmax, padding invariance, layer
+checkpointing that changes nothing but memory, the reference policy under
+``disable_adapter()``, the save/load round trip, special-token text in real prompts, and the
+sentence stop (rows cut at their first sentence end, ``ended`` reported). Fast:
+``token_logprobs`` against the full log-softmax on a tiny random head."""
 
 import pytest
 import torch
 
-from recpie_core.explain.explainer import Explainer
+from recpie_core.explain.explainer import Explainer, token_logprobs
 from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm
 from recpie_core.explain.prompts import PlaceText, encode_prompt, explanation_prompt
 from recpie_core.explain.text_encoder import LLMHiddenEncoder
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 HIST = [PlaceText("Blue Bottle Coffee", "cafe"), PlaceText("Shoreline Park", "park")]
 PROMPTS = [explanation_prompt(HIST, PlaceText("Red Rock Coffee", "cafe", "live music"), "pos"),
@@ -31,6 +34,7 @@ def perturb_adapters(explainer, seed=1):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.05)
 
 
+@slow
 def test_generation_is_deterministic_per_seed(explainer):
     u = user_vecs()
     a = explainer.generate(PROMPTS, u, max_new_tokens=8, batch_size=2, seed=3)
@@ -42,6 +46,7 @@ def test_generation_is_deterministic_per_seed(explainer):
     assert g1 == explainer.generate(PROMPTS, u, max_new_tokens=6, greedy=True, seed=9)
 
 
+@slow
 def test_logprobs_match_the_scores_generate_sampled_from(explainer):
     u = user_vecs()
     embeds, mask, _ = explainer._inputs(explainer.encode(PROMPTS), u, grad=False)
@@ -56,6 +61,7 @@ def test_logprobs_match_the_scores_generate_sampled_from(explainer):
     assert torch.allclose(logp, expected, atol=1e-4)
 
 
+@slow
 def test_logprobs_do_not_depend_on_the_batch(explainer):
     u = user_vecs()
     comps = ["Great coffee.", "It is far away from home, sadly.", "Yes"]
@@ -68,6 +74,7 @@ def test_logprobs_do_not_depend_on_the_batch(explainer):
         assert (together[i, n:] == 0).all()
 
 
+@slow
 def test_reference_policy_is_the_base_model(llm_cache):
     base, tok = load_causal_lm(LLMConfig(device="cpu", dtype="float32"), llm_cache)
     x = tok(["A cafe with live music", "Hi"], return_tensors="pt", padding=True)
@@ -87,6 +94,7 @@ def test_reference_policy_is_the_base_model(llm_cache):
     assert torch.allclose(ref, before, atol=1e-5) and not ref.requires_grad
 
 
+@slow
 def test_save_and_load_round_trip(explainer, llm_cache, tmp_path):
     perturb_adapters(explainer)
     with torch.no_grad():
@@ -103,6 +111,7 @@ def test_save_and_load_round_trip(explainer, llm_cache, tmp_path):
         Explainer.load(folder, llm_cache)
 
 
+@slow
 def test_special_token_text_in_data_stays_text_with_the_real_tokenizer(explainer):
     tok = explainer.tokenizer
     start = tok.convert_tokens_to_ids("<|im_start|>")
@@ -111,6 +120,7 @@ def test_special_token_text_in_data_stays_text_with_the_real_tokenizer(explainer
     assert plain.count(start) == evil.count(start) == 3  # system, user, assistant turns
 
 
+@slow
 def test_llm_hidden_encoder_mean_pools(explainer):
     enc = LLMHiddenEncoder(explainer)
     out = enc.encode(["Great coffee.", "A long walk in the park with the dog."])
@@ -118,6 +128,7 @@ def test_llm_hidden_encoder_mean_pools(explainer):
     assert torch.allclose(enc.encode(["Great coffee."])[0], out[0], atol=1e-4)  # padding does not leak
 
 
+@slow
 def test_pair_generation_shares_the_prefix_and_matches_separate_generation(explainer):
     cands = [PlaceText("Red Rock Coffee", "cafe", "live music"), PlaceText("Jiffy Lube", "car repair")]
     pos = [explanation_prompt(HIST, c, "pos") for c in cands] + ["Why visit a park?"]
@@ -128,3 +139,81 @@ def test_pair_generation_shares_the_prefix_and_matches_separate_generation(expla
     assert n == explainer.generate_ids(neg, u, max_new_tokens=8, greedy=True)
     a = explainer.generate_pairs(pos, neg, u, max_new_tokens=8, batch_size=2, seed=5)
     assert a == explainer.generate_pairs(pos, neg, u, max_new_tokens=8, batch_size=2, seed=5)
+
+
+def test_token_logprobs_is_the_full_log_softmax_chunk_by_chunk():
+    g = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(7, 11, bias=False)
+    hidden = torch.randn(5, 3, 7, generator=g, requires_grad=True)
+    target = torch.randint(0, 11, (5, 3), generator=g)
+    full = head(hidden).log_softmax(-1).gather(-1, target[:, :, None]).squeeze(-1)  # (5, 3)
+    (gh_full, gw_full) = torch.autograd.grad(full.sum(), (hidden, head.weight))
+    sel = token_logprobs(hidden, head, target, chunk=2 * 3 * 11)  # 2 rows per chunk: 3 chunks
+    assert sel.shape == (5, 3) and torch.allclose(sel, full, atol=1e-6)
+    (gh, gw) = torch.autograd.grad(sel.sum(), (hidden, head.weight))
+    assert torch.allclose(gh, gh_full, atol=1e-6) and torch.allclose(gw, gw_full, atol=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(token_logprobs(hidden, head, target, chunk=1), full, atol=1e-6)
+
+
+@slow
+def test_sequence_logprobs_equal_the_full_log_softmax_with_and_without_layer_checkpointing(llm_cache):
+    # no LoRA dropout: in train mode (where transformers checkpoints) two passes see the same network
+    explainer = Explainer.create(LLMConfig(device="cpu", dtype="float32", lora_dropout=0.0), llm_cache, seed=0)
+    perturb_adapters(explainer)
+    u = user_vecs()
+    comps = [[504, 2135, 30], [339, 1500], [4187]]
+    rows = [p + c for p, c in zip(explainer.encode(PROMPTS), comps)]
+    with torch.no_grad():  # the pre-selective computation: all logits, logsumexp over the vocabulary
+        embeds, mask, ids = explainer._inputs(rows, u, grad=False)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = explainer.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
+                                 use_cache=False).logits.float()  # (N, L, V)
+        full = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (N, L - 1)
+    logp, m = explainer.sequence_logprobs(PROMPTS, u, comps)
+    for i, c in enumerate(comps):
+        assert torch.allclose(logp[i, :len(c)], full[i, -len(c):], atol=1e-5)
+    explainer.model.train()
+    calls = []  # a checkpointed layer's attention runs twice: forward, and again in the backward pass
+    layer = explainer.model.get_base_model().get_decoder().layers[0]
+    layer.self_attn.register_forward_pre_hook(lambda *_: calls.append(1))
+    grads = []
+    for ckpt in (False, True):
+        explainer.model.zero_grad(set_to_none=True)
+        calls.clear()
+        lp, _ = explainer.sequence_logprobs(PROMPTS, u, comps, checkpoint_layers=ckpt)
+        lp.sum().backward()
+        assert len(calls) == (2 if ckpt else 1)
+        grads.append({n: p.grad.clone() for n, p in explainer.model.named_parameters() if p.grad is not None})
+        assert torch.allclose(lp, logp, atol=1e-5)
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) == 240
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+    assert not explainer.model.get_base_model().is_activation_checkpointing  # restored after the call
+
+
+@slow
+def test_sentence_stop_cuts_each_row_at_its_first_sentence_end(explainer):
+    prompts = ["Why visit a cafe?"] * 6 + PROMPTS[:2]
+    u = user_vecs(len(prompts))
+    full = explainer.generate_ids(prompts, u, max_new_tokens=20, seed=2)
+    ids, ended = explainer.generate_ids(prompts, u, max_new_tokens=20, seed=2, stop_at_sentence=True,
+                                        min_new_tokens=4, return_ended=True)
+    ends, eos = explainer.sentence_ends, explainer._eos_ids()
+    assert 0 < sum(ended) < len(prompts), (ended, explainer.decode(ids))  # some stopped, some ran to the cap
+    for row, whole, done in zip(ids, full, ended):
+        assert row == whole[:len(row)]  # the same samples, cut earlier
+        sentence_at = [j for j in range(3, len(row)) if ends.at(row, j)]
+        if done and row[-1] in eos:
+            assert not sentence_at
+        elif done:
+            assert sentence_at == [len(row) - 1]  # stopped at the first one, the padding after it dropped
+        else:
+            assert len(row) == 20 and not sentence_at
+    assert explainer.generate_ids(prompts, u, max_new_tokens=20, seed=2) == full  # default: no stop
+    pos, neg, pos_end, neg_end = explainer.generate_pair_ids(prompts, prompts[::-1], u, max_new_tokens=20, greedy=True,
+                                                             stop_at_sentence=True, min_new_tokens=4, return_ended=True)
+    assert (pos, pos_end) == explainer.generate_ids(prompts, u, max_new_tokens=20, greedy=True, stop_at_sentence=True,
+                                                    min_new_tokens=4, return_ended=True)
+    texts = explainer.generate(prompts, u, max_new_tokens=20, seed=2, stop_at_sentence=True, min_new_tokens=4,
+                               whole=True)
+    assert [t for t, e in zip(texts, ended) if e] == [t for t, e in zip(explainer.decode(ids), ended) if e]

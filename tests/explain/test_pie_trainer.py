@@ -1,14 +1,44 @@
-"""The PIE update on the real SmolLM2-135M (slow): steps move the LoRA and soft-prompt
-parameters and no base weight (TRL's ``test_train_peft_config`` pattern), log the ratio
-statistics, and really learn: a reward for replies that start with "A" raises that
-token's log-probability under the policy within a few steps."""
+"""The PIE update. Fast: ``PIEConfig`` rejects combinations that cannot work, ``PIEStats``
+summarises the first and last quarter. On the real SmolLM2-135M (slow): steps move the LoRA
+and soft-prompt parameters and no base weight (TRL's ``test_train_peft_config`` pattern) under
+both objectives, log the ratio, KL and ending statistics, and really learn: a reward for
+replies that start with "A" raises that token's log-probability, and a reward for mentioning
+"coffee" raises the share of sampled explanations that do."""
+
+import re
 
 import pytest
 import torch
 
-from recpie_core.explain.pie_trainer import PIEConfig, pie_update
+from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
+
+
+@pytest.mark.parametrize("kw", [
+    dict(objective="ppo"),  # baseline "none": the advantage would be the raw, always-positive reward
+    dict(advantage_norm=True),  # nothing subtracted, only rescaled
+    dict(kl_coef=0.1),  # Eq. 7 has no KL term
+    dict(ppo_epochs=2, baseline="batch_mean"),  # Eq. 7 has no ratio to the sampler
+    dict(objective="grpo"),
+    dict(objective="ppo", baseline="batch_mean", kl_coef=-0.1),
+    dict(stop_at_sentence=True, min_new_tokens=30, max_new_tokens=24),  # the stop could never fire
+])
+def test_config_rejects_combinations_that_cannot_work(kw):
+    with pytest.raises(ValueError):
+        PIEConfig(**kw)
+
+
+def test_config_accepts_the_ppo_objective_and_keeps_eq7_the_default():
+    assert PIEConfig().objective == "eq7" and PIEConfig().baseline == "none" and not PIEConfig().stop_at_sentence
+    PIEConfig(objective="ppo", baseline="batch_mean", advantage_norm=True, kl_coef=0.05, ppo_epochs=4)
+
+
+def test_stats_reward_first_and_last_quarter():
+    stats = PIEStats(steps=8, seconds=1.0, history=[{"reward_mean": float(r)} for r in range(8)])
+    assert (stats.reward_first, stats.reward_last, stats.mean_reward) == (0.5, 6.5, 3.5)
+    short = PIEStats(steps=2, seconds=1.0, history=[{"reward_mean": 0.25}, {"reward_mean": 0.75}])
+    assert (short.reward_first, short.reward_last) == (0.25, 0.75)
 
 
 class ListTracker:
@@ -33,23 +63,33 @@ def current(explainer):
                  *((f"projector.{n}", p) for n, p in explainer.projector.named_parameters())])
 
 
-def test_pie_steps_train_lora_and_projector_only(explainer):
+@slow
+@pytest.mark.parametrize("objective", ["eq7", "ppo"])
+def test_pie_steps_train_lora_and_projector_only(explainer, objective):
     prompts = ["Why visit a cafe?", "Why visit a park?"]
     before = snapshot(explainer)
     tracker = ListTracker()
     seen = []
 
-    def reward_fn(idx, pos, neg):
+    def reward_fn(idx, pos, neg):  # rewards that differ within the batch: ppo's advantage is R - mean
         seen.append((idx.tolist(), pos, neg))
-        return torch.ones(len(idx)), torch.full((len(idx),), 0.5)
+        return torch.tensor([1.0, 0.0])[:len(idx)], torch.tensor([0.5, 0.75])[:len(idx)]
 
+    extra = dict(objective="ppo", baseline="batch_mean", kl_coef=0.1, ppo_epochs=2) if objective == "ppo" else {}
     stats = pie_update(explainer, prompts, ["Why not?", "Why not here?"], torch.randn(2, 8), reward_fn,
-                       PIEConfig(lr=1e-3, steps=2, batch_size=2, max_new_tokens=4), tracker, step_offset=10)
+                       PIEConfig(lr=1e-3, steps=2, batch_size=2, max_new_tokens=4, **extra), tracker, step_offset=10)
     assert stats.steps == 2 and len(stats.history) == 2
+    assert stats.optimizer_steps == (4 if objective == "ppo" else 2)
     assert [s for s, _ in tracker.rows] == [10, 11]
     first = tracker.rows[0][1]
-    assert first["ratio_mean"] == pytest.approx(1.0) and first["clipped_frac"] == 0.0  # LoRA B starts at zero
-    assert {"reward_mean", "reward_pos", "reward_neg", "ratio_min", "ratio_max", "log_ratio", "loss"} <= set(first)
+    assert first["ratio_mean"] == pytest.approx(1.0)  # to the reference, at the sampler: LoRA B starts at zero
+    assert first["kl_ref"] == pytest.approx(0.0, abs=1e-7)
+    # eq7: nothing clipped at the reference; ppo: the first of the two passes has ratio 1 to the sampler
+    assert first["clipped_frac"] == 0.0 if objective == "eq7" else 0.0 <= first["clipped_frac"] <= 0.5
+    assert {"reward_mean", "reward_pos", "reward_neg", "ratio_min", "ratio_max", "log_ratio", "loss", "kl_ref",
+            "clipped_frac", "ended_frac", "tokens_mean"} <= set(first)
+    assert 0.0 <= first["ended_frac"] <= 1.0 and 1 <= first["tokens_mean"] <= 4
+    assert tracker.rows[1][1]["kl_ref"] > 0  # the second batch is sampled from the moved policy
     assert sorted(seen[0][0]) == [0, 1] and len(seen[0][1]) == len(seen[0][2]) == 2
     after = current(explainer)
     trainable = [n for n in after if "lora_" in n or n.startswith("projector.")]
@@ -59,6 +99,7 @@ def test_pie_steps_train_lora_and_projector_only(explainer):
         assert moved == (name in trainable), name
 
 
+@slow
 def test_pie_raises_the_log_probability_of_a_rewarded_word(explainer):
     """Reward 1 for replies starting with "A", else 0. With the paper's reward in (0.5, 1] and
     no baseline every sample is pushed up; here the batch-mean baseline is used so that the
@@ -80,3 +121,36 @@ def test_pie_raises_the_log_probability_of_a_rewarded_word(explainer):
     end = probe()
     assert end > start + 0.2, (start, end, stats.history)
     assert stats.history[-1]["reward_mean"] >= stats.history[0]["reward_mean"]
+
+
+COFFEE = re.compile(r"\bcoffee\b", re.IGNORECASE)
+CAFE = "Why would a cafe be a good recommendation for this consumer?"
+
+
+@slow
+@pytest.mark.parametrize("kw", [
+    dict(objective="ppo", baseline="batch_mean", ppo_epochs=2, lr=2e-3, steps=4),
+    dict(objective="eq7", baseline="batch_mean", lr=3e-3, steps=6),
+], ids=["ppo", "eq7_batch_mean"])
+def test_a_reward_for_a_word_raises_its_share_of_sampled_explanations(explainer, kw):
+    """Reward 1 for mentioning "coffee", else 0, on one cafe prompt: its share of 32 sampled
+    explanations (a fixed seed apart from training's) rises from ~0.16 to most of them.
+    Measured here (16 pairs per step, 12 tokens): ppo, lr 2e-3, 2 passes, 4 steps: 0.16 -> 1.0
+    in ~85 s; eq7 with the batch-mean baseline needs lr 3e-3 and 6 steps (0.16 -> 0.69); eq7
+    without a baseline and a reward in {0.5, 1} (Eq. 4's range) did not learn (0.16 -> 0.22)."""
+    cfg = PIEConfig(batch_size=16, micro_batch=16, max_new_tokens=12, **kw)
+    u = torch.randn(1, 8, generator=torch.Generator().manual_seed(0)).expand(32, 8).contiguous()
+
+    def share():
+        texts = explainer.generate([CAFE] * 32, u, max_new_tokens=cfg.max_new_tokens, batch_size=32, seed=12345)
+        return sum(bool(COFFEE.search(t)) for t in texts) / 32
+
+    def reward_fn(idx, pos, neg):
+        return torch.tensor([1.0 if COFFEE.search(t) else 0.0 for t in pos]), None
+
+    before = share()
+    stats = pie_update(explainer, [CAFE] * 16, None, u[:16], reward_fn, cfg)
+    after = share()
+    assert after >= before + 0.3, (before, after, [h["reward_mean"] for h in stats.history])
+    assert stats.reward_last > stats.reward_first
+    assert stats.history[-1]["kl_ref"] > 0 and stats.optimizer_steps == cfg.steps * cfg.ppo_epochs
