@@ -170,7 +170,8 @@ def build_report(home: RecpieHome, profile: Profile, truth_dir: Path | None = No
     encoder = make_encoder(home, replace(profile, encoder="") if profile.encoder == "llm" else profile)
     inputs = load_inputs(home, profile)
     tables = {f"recpie_r{k}": f"explanations_r{k}" for k in range(1, rounds + 1)}
-    tables["explanation_only"] = "explanations_explanation_only"
+    if "explanation_only" in folders:  # a run may leave the variant out (--select)
+        tables["explanation_only"] = "explanations_explanation_only"
     quality = {name: explanation_quality(home, profile, t, truth_dir, encoder) | explanation_stats(home, t)
                for name, t in tables.items()}
     attention = {}
