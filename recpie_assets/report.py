@@ -21,12 +21,13 @@ def build_report_asset(rounds: int) -> dg.AssetsDefinition:
                                  for m, v in [("rmse", e["rmse"]), ("mae", e["mae"]), ("auc", e["auc"]),
                                               ("unit_rmse", e["unit"]["rmse"]), ("unit_mae", e["unit"]["mae"])]
                                  if v is not None})
-            for name in ("evaluation.json", "evaluation.md", "evaluation.png"):
+            for name in ("evaluation.json", "evaluation.md", "evaluation.png", "ladder.png"):
                 mlflow.log_folder(tracker.run_id, home.reports / name, "report")
             version = mlflow.register_recommender(tracker.run_id, home.models / f"recommender_r{doc['selected_round']}")
         return dg.MaterializeResult(metadata={
             "report": dg.MetadataValue.md((home.reports / "evaluation.md").read_text()),
             "plot": dg.MetadataValue.path(str(home.reports / "evaluation.png")),
+            "ladder_plot": dg.MetadataValue.path(str(home.reports / "ladder.png")),
             "json": dg.MetadataValue.path(str(home.reports / "evaluation.json")),
             "selected_round": doc["selected_round"],
             "recpie_rmse_stars": doc["models"]["recpie"]["rmse"],
