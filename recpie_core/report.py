@@ -107,11 +107,11 @@ def selected_round(home: RecpieHome, rounds: int) -> tuple[int, dict[int, float]
     return best, valid
 
 
-def explanation_quality(home: RecpieHome, profile: Profile, table_name: str, truth_dir: Path | None,
+def explanation_quality(home: RecpieHome, explanations: pl.DataFrame, truth_dir: Path | None,
                         encoder) -> dict[str, float]:
-    """On test rows: coverage of the true liked (pos) / disliked (neg) aspects, and the
-    similarity of the positive explanation to the user's own review."""
-    table = pl.read_parquet(home.table(table_name)).filter(pl.col("split") == "test")
+    """On test rows of an explanations table: coverage of the true liked (pos) / disliked (neg)
+    aspects, and the similarity of the positive explanation to the user's own review."""
+    table = explanations.filter(pl.col("split") == "test")
     reviews = scan_table(home.table("raw_reviews")).select(*KEY, "text").collect()
     table = table.join(reviews, on=list(KEY), how="left")
     out = {"rows": table.height,
@@ -128,10 +128,9 @@ def explanation_quality(home: RecpieHome, profile: Profile, table_name: str, tru
     return out
 
 
-def explanation_stats(home: RecpieHome, table_name: str) -> dict[str, float]:
-    """How the explanations of one table read: length, share cut at the token cap, share flagged."""
-    table = pl.read_parquet(home.table(table_name))
-    out = {"rows": table.height, "pos_words": float(table["pos_text"].str.split(" ").list.len().mean()),
+def explanation_stats(table: pl.DataFrame) -> dict[str, float]:
+    """How the explanations of one table read (all rows): length, share cut at the token cap, share flagged."""
+    out = {"rows_all": table.height, "pos_words": float(table["pos_text"].str.split(" ").list.len().mean()),
            "flagged_share": float((table["problems"] != "").mean())}
     if "pos_cut" in table.columns:  # explain_step records whether each text hit the token cap
         cut = table["pos_cut"] if table["neg_cut"].null_count() else pl.concat([table["pos_cut"], table["neg_cut"]])
@@ -172,11 +171,12 @@ def build_report(home: RecpieHome, profile: Profile, truth_dir: Path | None = No
     tables = {f"recpie_r{k}": f"explanations_r{k}" for k in range(1, rounds + 1)}
     if "explanation_only" in folders:  # a run may leave the variant out (--select)
         tables["explanation_only"] = "explanations_explanation_only"
-    quality = {name: explanation_quality(home, profile, t, truth_dir, encoder) | explanation_stats(home, t)
-               for name, t in tables.items()}
+    explanations = {name: pl.read_parquet(home.table(t)) for name, t in tables.items()}  # each read once
+    quality = {name: explanation_quality(home, table, truth_dir, encoder) | explanation_stats(table)
+               for name, table in explanations.items()}
     attention = {}
     for k in range(1, rounds + 1):
-        data = with_explanations(inputs.data, pl.read_parquet(home.table(f"explanations_r{k}")))
+        data = with_explanations(inputs.data, explanations[f"recpie_r{k}"])
         attention[f"recpie_r{k}"] = attention_readout(load_round(home.models / f"recommender_r{k}", profile.seeds[0]),
                                                       data.test)
     pie = pie_history(home, rounds)
