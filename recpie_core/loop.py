@@ -24,11 +24,10 @@ from torch import Tensor
 
 from recpie_core.data.batches import RatingData, RatingTensors
 from recpie_core.data.context import KEY
-from recpie_core.explain.endings import whole_explanation
 from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.pie import rating_reward
 from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
-from recpie_core.explain.prompts import check_explanation
+from recpie_core.explain.screen import screen_generated
 from recpie_core.explain.text_encoder import TextEncoder
 from recpie_core.rec.evaluate import ModelResult
 from recpie_core.rec.fit import FitConfig, FitResult, fit_rating_model, predict
@@ -123,14 +122,6 @@ def pie_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, pro
     return pie_update(explainer, pos_prompts, neg_prompts, vecs, reward_fn, pie_cfg, tracker, step_offset)
 
 
-def _screened(texts: list[str], ended: list[bool]) -> tuple[list[str], list[bool], list[list[str]]]:
-    """Texts trimmed to whole sentences or words where they hit the cap, then screened:
-    (clean texts, cut at the cap, problems per text)."""
-    whole = [whole_explanation(t, e) for t, e in zip(texts, ended)]
-    checked = [check_explanation(t) for t, _ in whole]
-    return [t for t, _ in checked], [cut for _, cut in whole], [p for _, p in checked]
-
-
 def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, prompts: pl.DataFrame,
                  encoder: TextEncoder, cfg: LoopConfig, progress: bool = False) -> pl.DataFrame:
     """Explanations for every train, valid and test row, with their embeddings.
@@ -139,7 +130,8 @@ def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData,
     Returns one row per split row: the key, ``split``, ``pos_text``, ``neg_text``, ``pos_cut``
     and ``neg_cut`` (the text hit the token cap and was trimmed back to its last whole sentence
     or word: the recommender never reads a word cut in half), ``problems`` (what
-    ``check_explanation`` flagged), ``pos_emb`` and ``neg_emb`` (lists of floats).
+    ``screen.check_explanation`` flagged: such a text is replaced by ``screen.FALLBACK`` before it
+    is embedded or stored), ``pos_emb`` and ``neg_emb`` (lists of floats).
     """
     parts = []
     for name in ("train", "valid", "test"):
@@ -158,9 +150,9 @@ def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData,
         else:  # a pair's two prompts share their prefix: prefilled once
             pos_ids, neg_ids, pos_ended, neg_ended = explainer.generate_pair_ids(
                 pos_prompts, neg_prompts.to_list(), vecs, **gen)
-        pos, pos_cut, pos_problems = _screened(explainer.decode(pos_ids), pos_ended)
+        pos, pos_cut, pos_problems = screen_generated(explainer.decode(pos_ids), pos_ended)
         if neg_ids is not None:
-            neg, neg_cut, neg_problems = _screened(explainer.decode(neg_ids), neg_ended)
+            neg, neg_cut, neg_problems = screen_generated(explainer.decode(neg_ids), neg_ended)
         else:
             neg, neg_cut, neg_problems = None, None, [[]] * len(pos)
         problems = [", ".join([*p, *n]) for p, n in zip(pos_problems, neg_problems)]

@@ -19,9 +19,9 @@ consumer vectors (``user_vecs``) stay fixed.
 
 Differs from the paper: the baseline, the PPO objective and the sentence stop are options
 (see ``pie.py``, ``endings.py``); gradient norm clipping; explanations are screened by
-``check_explanation`` (and with ``trim_cut`` trimmed by ``whole_explanation``) before the
-recommender sees them, while the policy is still scored on the tokens it sampled. A fresh
-optimizer per call (per round).
+``screen.screen_generated`` (a flagged one replaced by the neutral fallback; with ``trim_cut``
+trimmed by ``whole_explanation`` first) before the recommender sees them, while the policy
+is still scored on the tokens it sampled. A fresh optimizer per call (per round).
 
 Logged per step (one sampled batch): ``reward_mean`` (``reward_pos``, ``reward_neg``), ``loss``
 (first pass), ``kl_ref`` (mean per-token k3 KL of the sampling policy to the reference),
@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from recpie_core.explain.endings import whole_explanation
 from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.pie import (
     BASELINES,
@@ -53,7 +52,7 @@ from recpie_core.explain.pie import (
     ppo_loss,
     ratio_stats,
 )
-from recpie_core.explain.prompts import check_explanation
+from recpie_core.explain.screen import screen_generated
 from recpie_core.tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
@@ -131,7 +130,7 @@ class PIEStats:
     steps: int  # sampled batches (one history row each)
     seconds: float  # wall time of the whole update
     history: list[dict[str, float]] = field(default_factory=list)  # the metrics logged per step
-    n_problems: int = 0  # explanations check_explanation flagged
+    n_problems: int = 0  # explanations the screen flagged (and replaced by its fallback)
     optimizer_steps: int = 0  # steps * ppo_epochs
 
     @property
@@ -200,12 +199,9 @@ def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Se
         sampled = _sample(explainer, prompts_b, vecs, cfg, seed=cfg.seed * 100_003 + step_offset + step)
         texts, ended = {}, []
         for pol, (ids, ends) in sampled.items():
-            raw = explainer.decode(ids)
-            if cfg.trim_cut:
-                raw = [whole_explanation(t, e)[0] for t, e in zip(raw, ends)]
-            checked = [check_explanation(t, cfg.max_explanation_chars) for t in raw]
-            stats.n_problems += sum(bool(problems) for _, problems in checked)
-            texts[pol] = [t for t, _ in checked]
+            texts[pol], _, problems = screen_generated(explainer.decode(ids), ends, cfg.trim_cut,
+                                                       cfg.max_explanation_chars)
+            stats.n_problems += sum(bool(p) for p in problems)
             ended += ends
 
         # 2. rewards from the caller's frozen recommender; advantages per polarity over the batch

@@ -30,7 +30,7 @@ whitespace runs collapsed, capped in length per field, and put in double quotes 
 quotes become single quotes, so a field cannot close its own quotes). ``encode_prompt``
 tokenizes the message with ``split_special_tokens=True``: a literal ``<|im_start|>`` in a place
 name stays text and never becomes the special token. Only the chat template's own markers
-are tokenized as special tokens. ``check_explanation`` screens what the LLM wrote.
+are tokenized as special tokens. What the LLM writes back is screened in ``screen.py``.
 """
 
 from __future__ import annotations
@@ -205,40 +205,3 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, message: str, system: str 
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     head = encode_data(tokenizer, system + "\n\n") if system else []
     return bos + head + encode_data(tokenizer, message)
-
-
-# --- screening what the LLM wrote ---------------------------------------------------------
-
-ROLE_MARKERS = re.compile(
-    r"<\|[^|>]{0,40}\|>|\[/?INST\]|</?s>|<<\/?SYS>>|^\s*(system|user|assistant)\s*:",
-    re.IGNORECASE | re.MULTILINE)
-URLS = re.compile(r"(https?://|ftp://|www\.)\S*|\b[\w-]+(\.[\w-]+)*\.(com|org|net|io|ai|co|ly|gov|edu)\b\S*",
-                  re.IGNORECASE)
-
-
-def check_explanation(text: str, max_chars: int = 400) -> tuple[str, list[str]]:
-    """(clean text, problems) for a generated explanation.
-
-    Problems: ``"empty"``, ``"too_long"`` (cut to ``max_chars``), ``"role_marker"`` (chat
-    markers such as ``<|im_start|>`` or ``assistant:``; removed), ``"url"`` (replaced by
-    ``[link]``), ``"control_chars"`` (removed). The clean text is NFKC-normalised with
-    whitespace collapsed.
-    """
-    problems: list[str] = []
-    raw = unicodedata.normalize("NFKC", text or "")
-    if any(unicodedata.category(ch).startswith("C") and ch not in "\n\r\t" for ch in raw):
-        problems.append("control_chars")
-    if ROLE_MARKERS.search(raw):  # on the raw text: "assistant:" is matched at a line start
-        problems.append("role_marker")
-        raw = ROLE_MARKERS.sub(" ", raw)
-    clean = sanitize_field(raw, max_chars=len(raw) + 1)
-    if URLS.search(clean):
-        problems.append("url")
-        clean = URLS.sub("[link]", clean)
-    clean = _WS.sub(" ", clean).strip()
-    if len(clean) > max_chars:
-        problems.append("too_long")
-        clean = clean[:max_chars].rstrip()
-    if not clean:
-        problems.append("empty")
-    return clean, problems
