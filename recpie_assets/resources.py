@@ -1,6 +1,7 @@
 """Resources: where state lives (RECPIE_HOME), which profile runs, and MLflow."""
 
 import os
+import re
 import signal
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -10,6 +11,7 @@ import dagster as dg
 
 from recpie_core.data.google_local import SourceFiles
 from recpie_core.data.source import resolve_source
+from recpie_core.home import Manifest, read_manifest, settle
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile, get_profile
 
@@ -21,19 +23,50 @@ def default_home() -> str:
     return os.environ.get("RECPIE_HOME") or str(PROJECT_ROOT / ".recpie")
 
 
-def default_profile() -> str:
-    return os.environ.get("RECPIE_PROFILE", "demo")
+# What the code location reads from the environment, once (``settings_from_env``): a deployment
+# passes these to its run and step pods (deploy/dagster.k8s.yaml).
+CODE_LOCATION_ENV = ("RECPIE_HOME", "RECPIE_PROFILE", "RECPIE_SOURCE", "MLFLOW_TRACKING_URI")
 
 
-def crash_point(asset: str) -> None:
-    """Crash tests: ``RECPIE_CRASH_AT=<asset>`` makes that asset's step raise,
-    ``RECPIE_CRASH_AT=<asset>:kill`` SIGKILLs the whole process, as an OOM killer would."""
-    target, _, how = os.environ.get("RECPIE_CRASH_AT", "").partition(":")
-    if target != asset:
+def settings_from_env() -> tuple[str, Manifest]:
+    """The code location's home, profile and source when Dagster loads it by module name (the UI,
+    a step pod): ``RECPIE_HOME``, then what the home's manifest records. ``RECPIE_PROFILE`` and
+    ``RECPIE_SOURCE`` serve a home without a manifest; one that disagrees with it is refused."""
+    home = default_home()
+    manifest = settle(read_manifest(Path(home)), os.environ.get("RECPIE_PROFILE"), os.environ.get("RECPIE_SOURCE"))
+    return home, manifest
+
+
+# Where RECPIE_CRASH_AT can strike: each step that opens an MLflow run (``MlflowResource.step_run``)
+# and each phase of the ingestion's commit (``recpie_core.data.google_local.ingest_source``).
+CRASH_TARGETS = re.compile(r"(recommender|lora_adapter|explanations)_r\d+|explanation_only"
+                           r"|explanation_ladder|baselines|llm_direct|evaluation_report"
+                           r"|ingest:(before_commit|before_links|before_switch|after_switch)")
+
+
+def crash_target() -> tuple[str, str] | None:
+    """RECPIE_CRASH_AT as (target, "raise" or "kill"); None when unset. ValueError for an unknown target."""
+    value = os.environ.get("RECPIE_CRASH_AT", "")
+    if not value:
+        return None
+    target, how = (value.removesuffix(":kill"), "kill") if value.endswith(":kill") else (value, "raise")
+    if not CRASH_TARGETS.fullmatch(target):
+        raise ValueError(f"RECPIE_CRASH_AT={value!r} names no crash point (an asset with an MLflow run, e.g. "
+                         "explanations_r1, or ingest:before_commit|before_links|before_switch|after_switch; "
+                         "':kill' after it SIGKILLs)")
+    return target, how
+
+
+def crash_point(where: str) -> None:
+    """Crash tests: ``RECPIE_CRASH_AT=<where>`` makes the step raise there,
+    ``RECPIE_CRASH_AT=<where>:kill`` SIGKILLs the whole process, as an OOM killer would.
+    An unknown target raises at the first crash point reached (``crash_target``)."""
+    found = crash_target()
+    if found is None or found[0] != where:
         return
-    if how == "kill":
+    if found[1] == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    raise RuntimeError(f"RECPIE_CRASH_AT={target}: injected failure")
+    raise RuntimeError(f"RECPIE_CRASH_AT={where}: injected failure")
 
 
 class RecpieResource(dg.ConfigurableResource):
@@ -77,10 +110,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Path:
         name = context.asset_key.path[-1]
         meta = context.upstream_output.definition_metadata if context.upstream_output else {}
-        paths = RecpieHome(Path(self.home))
-        if meta.get("recpie/stored_in") == "models":
-            return paths.models / name
-        return paths.table(name)
+        home = RecpieHome(Path(self.home))
+        return home.model(name) if meta.get("recpie/stored_in") == "models" else home.table(name)
 
 
 class MlflowResource(dg.ConfigurableResource):

@@ -29,7 +29,9 @@ Review rules (the per-line path is the definition):
 - duplicate keys in an object: the first value wins (as in the Polars parser).
 
 Place (meta) lines are few and parsed line by line; only ``gmap_id`` is required, by the
-same rule as in a review. Duplicates across lines are not found here (google_local).
+same rule as in a review. A ``latitude`` or ``longitude`` that is present but unusable (not a
+number, NaN or Infinity, or past +-90 / +-180) is stored as null and counted in
+``Parsed.notes`` with why. Duplicates across lines are not found here (google_local).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -202,11 +205,31 @@ def _as_float(v) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def check_place(raw: bytes) -> tuple[tuple | None, str | None]:
+def _coordinate(obj: dict, key: str, limit: float, notes: Counter) -> float | None:
+    """A finite number within +-limit; else None, counted in ``notes`` unless absent or null."""
+    v = obj.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        notes[f"{key} not a number"] += 1
+        return None
+    v = float(v)
+    if not np.isfinite(v):
+        notes[f"{key} NaN or Infinity"] += 1
+        return None
+    if abs(v) > limit:
+        notes[f"{key} out of range"] += 1
+        return None
+    return v
+
+
+def check_place(raw: bytes, notes: Counter | None = None) -> tuple[tuple | None, str | None]:
     """(row without file/line, None) or (None, reason), for one meta line.
 
     Only ``gmap_id`` is required; an optional field of an unexpected type is stored as null.
+    Unusable coordinates are counted in ``notes`` (see the module docstring).
     """
+    notes = Counter() if notes is None else notes
     obj, reason = _load_object(raw)
     if obj is None:
         return None, reason
@@ -221,7 +244,8 @@ def check_place(raw: bytes) -> tuple[tuple | None, str | None]:
     n_reviews = get("num_of_reviews")
     n_reviews = _as_int(n_reviews) if isinstance(n_reviews, (int, float)) else None
     return (_as_text(place), _as_text(get("name")), _as_text(get("address")), _as_text(get("description")),
-            _as_float(get("latitude")), _as_float(get("longitude")), category, _as_float(get("avg_rating")),
+            _coordinate(obj, "latitude", 90, notes), _coordinate(obj, "longitude", 180, notes), category,
+            _as_float(get("avg_rating")),
             n_reviews, _as_text(get("price")), _as_text(get("state")), _as_text(get("url"))), None
 
 
@@ -384,6 +408,7 @@ class Parsed(NamedTuple):
     rejected: pl.DataFrame      # REJECTED_SCHEMA
     n_lines: int
     raw: Callable[[int], bytes]
+    notes: Counter | None = None     # parsed lines with a field stored as null, by why (places)
 
 
 def rejected_frame(rows: list[tuple]) -> pl.DataFrame:
@@ -443,13 +468,13 @@ def parse_places(chunk: Chunk, file: str) -> Parsed:
     if isinstance(chunk.data, LongLine):
         return _long_line(chunk, file, PLACE_SCHEMA)
     raws = chunk.prepared if chunk.prepared is not None else split_lines(chunk.data)
-    rows, rejected = [], []
+    rows, rejected, notes = [], [], Counter()
     for i, raw in enumerate(raws):
-        row, reason = check_place(raw)
+        row, reason = check_place(raw, notes)
         if row is None:
             rejected.append((file, chunk.first_line + i, reason, raw_text(raw)))
         else:
             rows.append((*row, file, chunk.first_line + i))
     return Parsed(pl.DataFrame(rows, schema=PLACE_SCHEMA, orient="row"), rejected_frame(rejected),
-                  len(raws), lambda line: raws[line - chunk.first_line])
+                  len(raws), lambda line: raws[line - chunk.first_line], notes)
 

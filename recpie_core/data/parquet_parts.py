@@ -1,8 +1,8 @@
-"""Writing the ingested tables: Parquet part folders, duplicate keys, one commit at the end.
+"""Writing the ingested tables: Parquet part folders and duplicate keys.
 
 ``PartWriter`` streams rows of one schema into ``folder/part-NNNNN.parquet`` files, in row
-groups, on a writer thread. ``commit`` renames a finished folder over its target with
-``recpie_core.io.atomic_write``.
+groups, on a writer thread. Publishing the finished folders is up to the caller
+(``google_local``, with ``recpie_core.io.commit_version``).
 
 Duplicate keys are found across the whole input in bounded memory: a Bloom filter of
 64-bit key hashes (``SeenFilter``, 128 MB, whatever the input size) flags rows whose key
@@ -14,7 +14,6 @@ so a hash collision never rejects a row. The first row by file order and line is
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recpie_core.io import atomic_write, fsync_path
+from recpie_core.io import fsync_path
 
 ROWS_PER_PART = 2_000_000         # rows per Parquet part file
 ROWS_PER_GROUP = 128_000          # rows per Parquet row group
@@ -206,10 +205,3 @@ def resolve_candidates(staging: Path, keys: list[str], duplicate_reason: str,
     finally:
         con.close()
     return taken_back, duplicates
-
-
-def commit(folder: Path, target: Path) -> None:
-    """Move the finished part folder ``folder`` over ``target`` in one rename."""
-    if target.is_file() or target.is_symlink():    # an older single-file table: a folder replaces it
-        target.unlink()
-    atomic_write(target, lambda tmp: os.replace(folder, tmp))

@@ -354,7 +354,10 @@ def test_a_truncated_file_leaves_the_previous_tables_intact(tmp_path):
     assert read_table(out).collect().equals(before[0])
     assert read_table(rej).collect().equals(before[1])
     assert sorted(p.name for p in out.iterdir()) == before[2]
-    assert sorted(p.name for p in (tmp_path / "wh").iterdir()) == ["raw_reviews.parquet", "rejected_reviews.parquet"]
+    assert sorted(p.name for p in (tmp_path / "wh").iterdir()) == [
+        "raw_reviews.parquet", "raw_reviews.parquet.versions", "rejected_reviews.parquet"]
+    store = tmp_path / "wh" / "raw_reviews.parquet.versions"
+    assert len(list(store.iterdir())) == 2          # current and the one version it names: no staging left
 
 
 def test_missing_folder_or_no_review_files(tmp_path):
