@@ -11,7 +11,6 @@ import dagster as dg
 
 from recpie_core.data.google_local import SourceFiles
 from recpie_core.data.source import resolve_source
-from recpie_core.home import Manifest, read_manifest, settle
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile, get_profile
 
@@ -23,18 +22,8 @@ def default_home() -> str:
     return os.environ.get("RECPIE_HOME") or str(PROJECT_ROOT / ".recpie")
 
 
-# What the code location reads from the environment, once (``settings_from_env``): a deployment
-# passes these to its run and step pods (deploy/dagster.k8s.yaml).
-CODE_LOCATION_ENV = ("RECPIE_HOME", "RECPIE_PROFILE", "RECPIE_SOURCE", "MLFLOW_TRACKING_URI")
-
-
-def settings_from_env() -> tuple[str, Manifest]:
-    """The code location's home, profile and source when Dagster loads it by module name (the UI,
-    a step pod): ``RECPIE_HOME``, then what the home's manifest records. ``RECPIE_PROFILE`` and
-    ``RECPIE_SOURCE`` serve a home without a manifest; one that disagrees with it is refused."""
-    home = default_home()
-    manifest = settle(read_manifest(Path(home)), os.environ.get("RECPIE_PROFILE"), os.environ.get("RECPIE_SOURCE"))
-    return home, manifest
+def default_profile() -> str:
+    return os.environ.get("RECPIE_PROFILE", "demo")
 
 
 # Where RECPIE_CRASH_AT can strike: each step that opens an MLflow run (``MlflowResource.step_run``)
@@ -110,8 +99,10 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Path:
         name = context.asset_key.path[-1]
         meta = context.upstream_output.definition_metadata if context.upstream_output else {}
-        home = RecpieHome(Path(self.home))
-        return home.model(name) if meta.get("recpie/stored_in") == "models" else home.table(name)
+        paths = RecpieHome(Path(self.home))
+        if meta.get("recpie/stored_in") == "models":
+            return paths.models / name
+        return paths.table(name)
 
 
 class MlflowResource(dg.ConfigurableResource):
