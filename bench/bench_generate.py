@@ -28,6 +28,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from recpie_core.explain.explainer import Explainer  # noqa: E402
+from recpie_core.explain.generation import GenerationConfig  # noqa: E402
 from recpie_core.explain.llm import LLMConfig, converted_model_dir  # noqa: E402
 from recpie_core.explain.pie_trainer import PIEConfig, pie_update  # noqa: E402
 from recpie_core.explain.prompts import PlaceText, explanation_prompt  # noqa: E402
@@ -101,7 +102,8 @@ def main() -> None:
         n = args.pie_batch
         pos, neg = make_pairs(n, seed=1, history=args.history)
         rewards = lambda idx, p, q: (torch.rand(len(idx)), torch.rand(len(idx)))  # noqa: E731
-        cfg = PIEConfig(lr=1e-4, steps=2, batch_size=n, micro_batch=n, gen_batch_size=2 * n, max_new_tokens=24)
+        cfg = PIEConfig(lr=1e-4, steps=2, batch_size=n, micro_batch=n,
+                        generation=GenerationConfig(max_new_tokens=24, batch_size=n))  # n pairs per call
         gen_time = []
         orig = explainer.generate_pair_ids
 

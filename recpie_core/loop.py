@@ -25,6 +25,7 @@ from torch import Tensor
 from recpie_core.data.batches import RatingData, RatingTensors
 from recpie_core.data.context import KEY
 from recpie_core.explain.explainer import Explainer
+from recpie_core.explain.generation import GenerationConfig
 from recpie_core.explain.pie import rating_reward
 from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
 from recpie_core.explain.screen import screen_generated
@@ -44,23 +45,18 @@ class LoopConfig:
     rounds: int = 2  # R, alternating rounds after the explanation-free start
     variant: str = "recpie"  # "recpie" | "explanation_only" (no PIE updates)
     pie_pairs: int = 64  # training rows sampled per round for the PIE update
-    gen_batch_size: int = 64  # explanations per generate call
-    max_new_tokens: int = 16  # explanation length cap, in tokens
-    stop_at_sentence: bool = True  # an explanation stops at its first sentence end (after min_new_tokens)
-    min_new_tokens: int = 8  # no sentence-end stop before this many tokens
+    generation: GenerationConfig = GenerationConfig()  # how explanations are written; the PIE sampler's too
     greedy: bool = True  # the recommender reads the policy's most likely explanation
     seeds: tuple[int, ...] = (0, 1, 2)  # recommender seeds (the LLM side runs once)
-    seed: int = 0  # PIE sampling and pair sampling
+    seed: int = 0  # which training rows each round's PIE update draws; the fresh adapters' init
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
-        if min(self.pie_pairs, self.gen_batch_size, self.max_new_tokens) < 1:
-            raise ValueError("pie_pairs, gen_batch_size and max_new_tokens must be >= 1")
-        if self.min_new_tokens < 1:
-            raise ValueError(f"min_new_tokens must be >= 1, got {self.min_new_tokens}")
+        if self.pie_pairs < 1:
+            raise ValueError(f"pie_pairs must be >= 1, got {self.pie_pairs}")
         if not self.seeds:
             raise ValueError("give at least one recommender seed")
 
@@ -133,16 +129,14 @@ def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData,
     ``screen.check_explanation`` flagged: such a text is replaced by ``screen.FALLBACK`` before it
     is embedded or stored), ``pos_emb`` and ``neg_emb`` (lists of floats).
     """
-    parts = []
+    parts, max_chars = [], cfg.generation.max_chars
     for name in ("train", "valid", "test"):
         tensors = data.part(name)
         if len(tensors) == 0:
             continue
         table = align(prompts, tensors)
         vecs = user_vectors(recommender, tensors)
-        gen = dict(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size, seed=cfg.seed,
-                   greedy=cfg.greedy, progress=progress, stop_at_sentence=cfg.stop_at_sentence,
-                   min_new_tokens=cfg.min_new_tokens, return_ended=True)
+        gen = {**cfg.generation.generate_kwargs(cfg.greedy), "progress": progress}
         pos_prompts, neg_prompts = table["pos_prompt"].to_list(), table["neg_prompt"]
         if neg_prompts.null_count():  # single-explanation variants
             pos_ids, pos_ended = explainer.generate_ids(pos_prompts, vecs, **gen)
@@ -150,9 +144,9 @@ def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData,
         else:  # a pair's two prompts share their prefix: prefilled once
             pos_ids, neg_ids, pos_ended, neg_ended = explainer.generate_pair_ids(
                 pos_prompts, neg_prompts.to_list(), vecs, **gen)
-        pos, pos_cut, pos_problems = screen_generated(explainer.decode(pos_ids), pos_ended)
+        pos, pos_cut, pos_problems = screen_generated(explainer.decode(pos_ids), pos_ended, max_chars=max_chars)
         if neg_ids is not None:
-            neg, neg_cut, neg_problems = screen_generated(explainer.decode(neg_ids), neg_ended)
+            neg, neg_cut, neg_problems = screen_generated(explainer.decode(neg_ids), neg_ended, max_chars=max_chars)
         else:
             neg, neg_cut, neg_problems = None, None, [[]] * len(pos)
         problems = [", ".join([*p, *n]) for p, n in zip(pos_problems, neg_problems)]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from recpie_core.data.split import FilterConfig, SplitConfig
 from recpie_core.data.synthetic import SyntheticConfig
 from recpie_core.explain.direct import DirectConfig
+from recpie_core.explain.generation import GenerationConfig
 from recpie_core.explain.llm import LLMConfig
 from recpie_core.explain.pie_trainer import PIEConfig
 from recpie_core.explain.prompts import PromptConfig
@@ -45,6 +46,12 @@ class Profile:
     encoder: str = ""  # sentence-transformers path; "" = packaged all-MiniLM-L6-v2; "llm" = Ablation 3
     report_bootstrap: int = 2000  # paired bootstrap resamples of the test rows in the report
 
+    def __post_init__(self):
+        if self.loop.generation != self.pie.generation:
+            raise ValueError(f"profile {self.name!r}: loop.generation and pie.generation differ; the PIE update "
+                             "must sample explanations as the explanation pass writes them (give both one "
+                             "GenerationConfig)")
+
     @property
     def rounds(self) -> int:
         return self.loop.rounds
@@ -62,9 +69,12 @@ class Profile:
 # (0.05) holds the drift from the base LLM. Not chosen on validation rows of the rating task:
 # the report's PIE table shows how the reward moved within each round.
 # Samples stop at their first sentence end and the recommender scores them trimmed, as the
-# explanation pass does (LoopConfig.stop_at_sentence).
+# explanation pass does (WHOLE, shared by both).
+WHOLE = GenerationConfig(max_new_tokens=32, batch_size=64, stop_at_sentence=True, min_new_tokens=6)
 PIE_CHOSEN = PIEConfig(objective="ppo", baseline="batch_mean", lr=2e-3, ppo_epochs=2, kl_coef=0.05, batch_size=16,
-                       micro_batch=16, max_new_tokens=32, stop_at_sentence=True, min_new_tokens=6, trim_cut=True)
+                       micro_batch=16, generation=WHOLE, trim_cut=True)
+SMOKE_GEN = GenerationConfig(max_new_tokens=6, batch_size=64)
+PAPER_GEN = GenerationConfig(max_new_tokens=64, batch_size=256, stop_at_sentence=True, min_new_tokens=8)
 
 PROFILES: dict[str, Profile] = {
     "demo": Profile(
@@ -75,8 +85,7 @@ PROFILES: dict[str, Profile] = {
         synthetic=SyntheticConfig(n_users=80, n_places=100, ratings_per_user_mean=9.0),
         split=SplitConfig(hist_len=10),
         fit=FitConfig(epochs=30, patience=4, progress=False),
-        loop=LoopConfig(rounds=2, pie_pairs=64, max_new_tokens=32, min_new_tokens=6, gen_batch_size=64,
-                        seeds=(0, 1, 2)),
+        loop=LoopConfig(rounds=2, pie_pairs=64, generation=WHOLE, seeds=(0, 1, 2)),
         pie=replace(PIE_CHOSEN, steps=4),
         # the history shows what each place is like and how the consumer rated it (README, "Profiles")
         prompt=PromptConfig(max_history=5, description_chars=160, history_excerpt_chars=100, history_ratings=True),
@@ -90,8 +99,7 @@ PROFILES: dict[str, Profile] = {
         synthetic=SyntheticConfig(n_users=750, n_places=400, ratings_per_user_mean=9.0),
         split=SplitConfig(hist_len=10),
         fit=FitConfig(epochs=30, patience=4, progress=False),
-        loop=LoopConfig(rounds=1, pie_pairs=256, max_new_tokens=32, min_new_tokens=6, gen_batch_size=64,
-                        seeds=(0, 1, 2)),
+        loop=LoopConfig(rounds=1, pie_pairs=256, generation=WHOLE, seeds=(0, 1, 2)),
         pie=replace(PIE_CHOSEN, steps=8),
         prompt=PromptConfig(max_history=5, description_chars=160, history_excerpt_chars=100, history_ratings=True),
     ),
@@ -102,8 +110,8 @@ PROFILES: dict[str, Profile] = {
         split=SplitConfig(hist_len=5),
         fit=FitConfig(epochs=3, patience=2, progress=False),
         baselines=("global_mean", "mf", "sasrec", "recpie_no_expl"),
-        loop=LoopConfig(rounds=1, pie_pairs=8, max_new_tokens=6, gen_batch_size=64, seeds=(0,)),
-        pie=PIEConfig(steps=1, batch_size=4, micro_batch=4, max_new_tokens=6),
+        loop=LoopConfig(rounds=1, pie_pairs=8, generation=SMOKE_GEN, seeds=(0,)),
+        pie=PIEConfig(steps=1, batch_size=4, micro_batch=4, generation=SMOKE_GEN),
         prompt=PromptConfig(max_history=3, description_chars=60),
         direct=DirectConfig(max_new_tokens=3),
     ),
@@ -114,10 +122,9 @@ PROFILES: dict[str, Profile] = {
         filter=FilterConfig(mode="users", min_ratings=5),
         split=SplitConfig(hist_len=50),
         fit=FitConfig(lr=0.01, batch_size=256, epochs=10, patience=3, device="cuda"),
-        loop=LoopConfig(rounds=3, pie_pairs=4096, max_new_tokens=64, gen_batch_size=256, greedy=False,
-                        seeds=tuple(range(10))),
+        loop=LoopConfig(rounds=3, pie_pairs=4096, generation=PAPER_GEN, greedy=False, seeds=tuple(range(10))),
         llm=LLMConfig(model="meta-llama/Llama-3.1-8B-Instruct", device="cuda", dtype="bfloat16"),
-        pie=PIEConfig(steps=200, batch_size=64, micro_batch=16, gen_batch_size=128, max_new_tokens=64),
+        pie=PIEConfig(steps=200, batch_size=64, micro_batch=16, generation=PAPER_GEN),
         prompt=PromptConfig(max_history=20),
         direct=DirectConfig(batch_size=128),
     ),

@@ -1,8 +1,8 @@
 """The PIE update of the explainer (Algorithm 1, odd step), given a frozen recommender's rewards.
 
 Per step: draw a batch of (user, place) pairs, sample a positive and a negative explanation
-for each with the current policy (no gradient; one shared prefill per pair; optionally each
-stops at its first sentence end), let the caller score them (``reward_fn``: the frozen
+for each with the current policy as ``cfg.generation`` says (the explanation pass's config; no
+gradient; one shared prefill per pair), let the caller score them (``reward_fn``: the frozen
 recommender reads the explanation embeddings and predicts the rating; Eq. 4 turns the error
 into a reward), then score the same tokens under the reference (adapters off, no gradient)
 and under the policy (gradient through LoRA and the soft-prompt projector), and take AdamW
@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from recpie_core.explain.explainer import Explainer
+from recpie_core.explain.generation import GenerationConfig
 from recpie_core.explain.pie import (
     BASELINES,
     OBJECTIVES,
@@ -76,19 +77,12 @@ class PIEConfig:
     steps: int = 8  # sampled batches per call (per round); each gives ppo_epochs optimizer steps
     batch_size: int = 32  # pairs per step; each gives a pos and (if given) a neg explanation
     micro_batch: int = 32  # explanations per forward/backward (gradient accumulation below batch)
-    gen_batch_size: int = 64  # explanations per generate call (pos + neg count two per pair)
-    max_new_tokens: int = 24  # explanation length cap, in tokens
-    stop_at_sentence: bool = False  # a sampled explanation also stops at its first sentence end ...
-    min_new_tokens: int = 8  # ... once it has this many tokens (EOS is never suppressed)
+    generation: GenerationConfig = GenerationConfig()  # how samples are written: the explanation pass's config
     trim_cut: bool = False  # the recommender reads whole_explanation(text): texts cut at the cap trimmed
-    temperature: float = 1.0  # sampling temperature (1.0: the policy itself)
-    top_p: float = 1.0  # nucleus sampling (1.0: the policy itself)
     grad_clip: float = 1.0  # max global gradient norm (0 disables)
     weight_decay: float = 0.0  # AdamW weight decay
     checkpoint_layers: bool = True  # recompute decoder activations in backward: 9.6 -> 3.7 GB at 32 x 195
     # tokens (SmolLM2, fp32), ~25% more time; see Explainer.sequence_logprobs
-    max_explanation_chars: int = 400  # check_explanation cap on what the recommender reads
-    seed: int = 0  # batch order and sampling
 
     def __post_init__(self):
         if self.lr <= 0:
@@ -113,14 +107,8 @@ class PIEConfig:
         if self.objective == "eq7" and self.ppo_epochs > 1:
             raise ValueError("Eq. 7's ratio is to the reference, not to the policy that sampled, so a second pass "
                              "over the same samples gets no importance correction; use objective='ppo'")
-        if min(self.steps, self.batch_size, self.micro_batch, self.gen_batch_size, self.max_new_tokens,
-               self.min_new_tokens) < 1:
-            raise ValueError("steps, batch sizes, max_new_tokens and min_new_tokens must be >= 1")
-        if self.stop_at_sentence and self.min_new_tokens > self.max_new_tokens:
-            raise ValueError(f"min_new_tokens ({self.min_new_tokens}) > max_new_tokens ({self.max_new_tokens}): "
-                             "the sentence stop would never fire")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
-            raise ValueError("temperature must be > 0 and top_p in (0, 1]")
+        if min(self.steps, self.batch_size, self.micro_batch) < 1:
+            raise ValueError("steps, batch_size and micro_batch must be >= 1")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("grad_clip and weight_decay must be >= 0")
 
@@ -158,16 +146,14 @@ def _pad_cat(tensors: list[Tensor]) -> Tensor:
     return torch.cat([torch.nn.functional.pad(t, (0, T - t.shape[1])) for t in tensors])
 
 
-def _sample(explainer: Explainer, prompts_b: dict[str, list[str]], vecs: Tensor, cfg: PIEConfig,
+def _sample(explainer: Explainer, prompts_b: dict[str, list[str]], vecs: Tensor, gen: GenerationConfig,
             seed: int) -> dict[str, tuple[list[list[int]], list[bool]]]:
     """Per polarity: (completion ids, ended on its own) under the current policy."""
-    kw = dict(max_new_tokens=cfg.max_new_tokens, seed=seed, temperature=cfg.temperature, top_p=cfg.top_p,
-              stop_at_sentence=cfg.stop_at_sentence, min_new_tokens=cfg.min_new_tokens, return_ended=True)
+    kw = {**gen.generate_kwargs(greedy=False), "seed": seed}
     if "neg" in prompts_b:  # both polarities share their prefill
-        pos, neg, pos_end, neg_end = explainer.generate_pair_ids(
-            prompts_b["pos"], prompts_b["neg"], vecs, batch_size=max(cfg.gen_batch_size // 2, 1), **kw)
+        pos, neg, pos_end, neg_end = explainer.generate_pair_ids(prompts_b["pos"], prompts_b["neg"], vecs, **kw)
         return {"pos": (pos, pos_end), "neg": (neg, neg_end)}
-    return {"pos": explainer.generate_ids(prompts_b["pos"], vecs, batch_size=cfg.gen_batch_size, **kw)}
+    return {"pos": explainer.generate_ids(prompts_b["pos"], vecs, **kw)}
 
 
 def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Sequence[str] | None,
@@ -182,7 +168,8 @@ def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Se
         raise ValueError(f"{n} prompts but {user_vecs.shape[0]} user vectors")
     user_vecs = user_vecs.detach()
     opt = torch.optim.AdamW(explainer.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    g = torch.Generator().manual_seed(cfg.seed)
+    gen = cfg.generation
+    g = torch.Generator().manual_seed(gen.seed)
     order, cursor = torch.randperm(n, generator=g), 0
     stats, t0 = PIEStats(steps=0, seconds=0.0), time.perf_counter()
     polarities = [("pos", pos_prompts)] + ([("neg", neg_prompts)] if neg_prompts is not None else [])
@@ -196,11 +183,10 @@ def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Se
 
         # 1. sample explanations with the current policy
         prompts_b = {pol: [prompts[i] for i in idx.tolist()] for pol, prompts in polarities}
-        sampled = _sample(explainer, prompts_b, vecs, cfg, seed=cfg.seed * 100_003 + step_offset + step)
+        sampled = _sample(explainer, prompts_b, vecs, gen, seed=gen.seed * 100_003 + step_offset + step)
         texts, ended = {}, []
         for pol, (ids, ends) in sampled.items():
-            texts[pol], _, problems = screen_generated(explainer.decode(ids), ends, cfg.trim_cut,
-                                                       cfg.max_explanation_chars)
+            texts[pol], _, problems = screen_generated(explainer.decode(ids), ends, cfg.trim_cut, gen.max_chars)
             stats.n_problems += sum(bool(p) for p in problems)
             ended += ends
 

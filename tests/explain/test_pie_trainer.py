@@ -10,6 +10,7 @@ import re
 import pytest
 import torch
 
+from recpie_core.explain.generation import GenerationConfig
 from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
 
 slow = pytest.mark.slow
@@ -22,15 +23,24 @@ slow = pytest.mark.slow
     dict(ppo_epochs=2, baseline="batch_mean"),  # Eq. 7 has no ratio to the sampler
     dict(objective="grpo"),
     dict(objective="ppo", baseline="batch_mean", kl_coef=-0.1),
-    dict(stop_at_sentence=True, min_new_tokens=30, max_new_tokens=24),  # the stop could never fire
 ])
 def test_config_rejects_combinations_that_cannot_work(kw):
     with pytest.raises(ValueError):
         PIEConfig(**kw)
 
 
+@pytest.mark.parametrize("kw", [
+    dict(stop_at_sentence=True, min_new_tokens=30, max_new_tokens=24),  # the stop could never fire
+    dict(temperature=0.0), dict(top_p=1.5), dict(batch_size=0),
+])
+def test_generation_config_rejects_settings_that_cannot_work(kw):
+    with pytest.raises(ValueError):
+        GenerationConfig(**kw)
+
+
 def test_config_accepts_the_ppo_objective_and_keeps_eq7_the_default():
-    assert PIEConfig().objective == "eq7" and PIEConfig().baseline == "none" and not PIEConfig().stop_at_sentence
+    assert PIEConfig().objective == "eq7" and PIEConfig().baseline == "none"
+    assert not PIEConfig().generation.stop_at_sentence
     PIEConfig(objective="ppo", baseline="batch_mean", advantage_norm=True, kl_coef=0.05, ppo_epochs=4)
 
 
@@ -77,7 +87,8 @@ def test_pie_steps_train_lora_and_projector_only(explainer, objective):
 
     extra = dict(objective="ppo", baseline="batch_mean", kl_coef=0.1, ppo_epochs=2) if objective == "ppo" else {}
     stats = pie_update(explainer, prompts, ["Why not?", "Why not here?"], torch.randn(2, 8), reward_fn,
-                       PIEConfig(lr=1e-3, steps=2, batch_size=2, max_new_tokens=4, **extra), tracker, step_offset=10)
+                       PIEConfig(lr=1e-3, steps=2, batch_size=2, generation=GenerationConfig(max_new_tokens=4),
+                                 **extra), tracker, step_offset=10)
     assert stats.steps == 2 and len(stats.history) == 2
     assert stats.optimizer_steps == (4 if objective == "ppo" else 2)
     assert [s for s, _ in tracker.rows] == [10, 11]
@@ -117,7 +128,8 @@ def test_pie_raises_the_log_probability_of_a_rewarded_word(explainer):
 
     start = probe()
     stats = pie_update(explainer, prompts, None, u, reward_fn,
-                       PIEConfig(lr=1e-3, baseline="batch_mean", steps=4, batch_size=16, max_new_tokens=4))
+                       PIEConfig(lr=1e-3, baseline="batch_mean", steps=4, batch_size=16,
+                                 generation=GenerationConfig(max_new_tokens=4)))
     end = probe()
     assert end > start + 0.2, (start, end, stats.history)
     assert stats.history[-1]["reward_mean"] >= stats.history[0]["reward_mean"]
@@ -140,11 +152,12 @@ def test_a_reward_for_a_word_raises_its_share_of_sampled_explanations(explainer,
     Measured here (16 pairs per step, 12 tokens): ppo, lr 2e-3, 2 passes, 4 steps: 0.16 -> 1.0
     in ~85 s; eq7 with the batch-mean baseline needs lr 3e-3 and 6 steps (0.16 -> 0.69); eq7
     without a baseline and a reward in {0.5, 1} (Eq. 4's range) did not learn (0.16 -> 0.22)."""
-    cfg = PIEConfig(batch_size=16, micro_batch=16, max_new_tokens=12, **kw)
+    cfg = PIEConfig(batch_size=16, micro_batch=16, generation=GenerationConfig(max_new_tokens=12), **kw)
     u = torch.randn(1, 8, generator=torch.Generator().manual_seed(0)).expand(32, 8).contiguous()
 
     def share():
-        texts = explainer.generate([CAFE] * 32, u, max_new_tokens=cfg.max_new_tokens, batch_size=32, seed=12345)
+        texts = explainer.generate([CAFE] * 32, u, max_new_tokens=cfg.generation.max_new_tokens, batch_size=32,
+                                   seed=12345)
         return sum(bool(COFFEE.search(t)) for t in texts) / 32
 
     def reward_fn(idx, pos, neg):
