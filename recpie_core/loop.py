@@ -9,19 +9,20 @@
         rec_step:     recommender_k <- fit on those embeddings, warm-started from k-1
 
 The ``explanation_only`` variant skips ``pie_step`` (the paper's human-evaluation ablation).
-Each step is a function so that the Dagster assets can run (and re-run) them one by one;
-``run_rounds`` chains them for a notebook. Ratings are on the unit scale (r - 1) / 4.
+Each step is a function so that the Dagster assets (through ``steps``) run and re-run them one
+by one. Ratings are on the unit scale (r - 1) / 4.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import polars as pl
 import torch
 from torch import Tensor
 
+from recpie_core.data.align import align
 from recpie_core.data.batches import RatingData, RatingTensors
 from recpie_core.data.context import KEY
 from recpie_core.explain.explainer import Explainer
@@ -59,20 +60,6 @@ class LoopConfig:
             raise ValueError(f"pie_pairs must be >= 1, got {self.pie_pairs}")
         if not self.seeds:
             raise ValueError("give at least one recommender seed")
-
-
-# --- rows ---------------------------------------------------------------------------------------
-
-def align(table: pl.DataFrame, tensors: RatingTensors) -> pl.DataFrame:
-    """``table`` rows in the order of ``tensors.keys``; every row must be present."""
-    keys = tensors.keys.select(*KEY).with_row_index("_row")
-    marked = table.unique(list(KEY), keep="first").with_columns(pl.lit(True).alias("_found"))
-    out = keys.join(marked, on=list(KEY), how="left").sort("_row")
-    missing = out["_found"].null_count()
-    if missing:
-        raise ValueError(f"{missing} of {len(tensors)} rows have no entry in the table "
-                         "(was it built from the same split?)")
-    return out.drop("_row", "_found")
 
 
 # --- the three steps ---------------------------------------------------------------------------
@@ -201,43 +188,3 @@ def rec_step(data: RatingData, name: str, fit_cfg: FitConfig, seeds: tuple[int, 
     test = ModelResult.from_predictions(name, preds, data.test.rating,
                                         [f.best_epoch for f in fits.values()], fits[seeds[0]].model)
     return RecStepResult(fits=fits, test=test)
-
-
-# --- the whole loop, for a notebook ------------------------------------------------------------
-
-@dataclass
-class RoundsResult:
-    rounds: list[RecStepResult] = field(default_factory=list)  # index 0: no explanations
-    pie: list[PIEStats | None] = field(default_factory=list)  # per round k >= 1
-    explanations: list[pl.DataFrame] = field(default_factory=list)  # per round k >= 1
-
-    @property
-    def best_round(self) -> int:
-        """The round k >= 1 with the lowest validation RMSE (never the test split)."""
-        return min(range(1, len(self.rounds)), key=lambda k: self.rounds[k].valid_rmse)
-
-
-def run_rounds(explainer: Explainer, data: RatingData, prompts: pl.DataFrame, encoder: TextEncoder,
-               loop_cfg: LoopConfig, fit_cfg: FitConfig, pie_cfg: PIEConfig,
-               tracker: Tracker = NullTracker()) -> RoundsResult:
-    """Algorithm 1 end to end in memory."""
-    overrides = {"expl_dim": encoder.dim}
-    out = RoundsResult()
-    out.rounds.append(rec_step(data, "recpie_r0", fit_cfg, loop_cfg.seeds, overrides=overrides,
-                               tracker=PrefixTracker(tracker, "r0/")))
-    for k in range(1, loop_cfg.rounds + 1):
-        recommender = out.rounds[-1].fits[loop_cfg.seeds[0]].model
-        stats = None
-        if loop_cfg.variant == "recpie":
-            stats = pie_step(explainer, recommender, data, prompts, encoder, pie_cfg, loop_cfg.pie_pairs,
-                             seed=loop_cfg.seed + k, tracker=PrefixTracker(tracker, "pie/"),
-                             step_offset=(k - 1) * pie_cfg.steps)
-        table = explain_step(explainer, recommender, data, prompts, encoder, loop_cfg)
-        step = rec_step(with_explanations(data, table), f"recpie_r{k}", fit_cfg, loop_cfg.seeds,
-                        init_states=out.rounds[-1].states(), overrides=overrides,
-                        tracker=PrefixTracker(tracker, f"r{k}/"))
-        out.rounds.append(step)
-        out.pie.append(stats)
-        out.explanations.append(table)
-        log.info("round %d: valid rmse %.4f, test rmse %.4f (stars)", k, step.valid_rmse, step.test.mean("rmse"))
-    return out
