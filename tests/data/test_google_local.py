@@ -8,6 +8,7 @@ the module that uses them (line_chunks, line_parsing, parquet_parts), not in goo
 
 import gzip
 import json
+import time
 
 import numpy as np
 import polars as pl
@@ -451,3 +452,73 @@ def test_fast_and_slow_paths_agree_on_random_mutations():
     assert not mismatches, mismatches[:3]
     accepted = sum(g[0] == "accepted" for g in got)
     assert 50 < accepted < 350                          # both outcomes exercised
+
+
+def test_times_outside_the_window_are_rejected(tmp_path):
+    """Issue 10.4: -5, 0, year 9999, seconds and tomorrow-plus-one are out; 1995 and now are in."""
+    now_ms = int(time.time() * 1000)
+    times = {1: 1_600_000_000_000, 2: -5, 3: 0, 4: 253_402_300_799_000, 5: 1_600_000_000,
+             6: 800_000_000_000, 7: now_ms, 8: now_ms + 2 * 86_400_000, 9: gl.EARLIEST_TIME_MS - 1}
+    src = write(tmp_path / "review-t.json", [line(review(i, time=t)) for i, t in times.items()])
+    s = ingest_reviews([src], tmp_path / "o", tmp_path / "r")
+    assert sorted(read_table(tmp_path / "o").collect()["line"]) == [1, 6, 7]
+    assert s.rejected_by_reason == {"time out of range": 6}
+    rej = read_table(tmp_path / "r").collect().sort("line")
+    assert rej["line"].to_list() == [2, 3, 4, 5, 8, 9] and rej["raw"][0] == line(review(2, time=-5)).decode()
+
+
+def test_the_window_is_configurable(tmp_path):
+    src = write(tmp_path / "review-t.json", [line(review(1, time=1_000)), line(review(2, time=10**12))])
+    s = ingest_reviews([src], tmp_path / "o", tmp_path / "r", window=gl.TimeWindow(earliest_ms=0))
+    assert (s.accepted, s.rejected) == (2, 0)
+
+
+def test_a_file_in_seconds_is_named_in_one_warning(tmp_path, caplog):
+    seconds = write(tmp_path / "review-s.json", [line(review(i, time=1_600_000_000 + i)) for i in range(20)])
+    millis = write(tmp_path / "review-t.json", [line(review(i, time=-i)) for i in range(5)])   # out, not seconds
+    with caplog.at_level("WARNING", logger=gl.__name__):
+        s = ingest_reviews([seconds, millis], tmp_path / "o", tmp_path / "r")
+    warned = [r.getMessage() for r in caplog.records if "seconds" in r.getMessage()]
+    assert len(warned) == 1 and str(seconds) in warned[0] and "20 of 20" in warned[0]
+    assert s.warnings == warned and s.rejected_by_reason == {"time out of range": 25}
+
+
+def test_unusable_coordinates_are_counted_with_why(tmp_path):
+    lines = [b'{"gmap_id": "a", "latitude": NaN, "longitude": Infinity}',
+             b'{"gmap_id": "b", "latitude": -Infinity, "longitude": 200}',
+             b'{"gmap_id": "c", "latitude": "37.4", "longitude": null}',
+             b'{"gmap_id": "d", "latitude": 37.4, "longitude": -122.1}']
+    s = ingest_places([write(tmp_path / "meta-c.json", lines)], tmp_path / "p", tmp_path / "rp")
+    assert s.nulled_fields == {"latitude NaN or Infinity": 2, "latitude not a number": 1,
+                               "longitude NaN or Infinity": 1, "longitude out of range": 1}
+    places = read_table(tmp_path / "p").collect().sort("place_id")
+    assert places["latitude"].to_list() == [None, None, None, 37.4] and s.accepted == 4
+
+
+def test_entries_that_are_not_read_are_named(tmp_path, caplog):
+    """Issue 10.7: a name in other case, a subfolder, a dangling link, another .json name."""
+    write(tmp_path / "review-a.json", [line(review(1))])
+    write(tmp_path / "Review-Extra.JSON.GZ", [line(review(2))])
+    write(tmp_path / "reviews-b.json", [line(review(3))])
+    (tmp_path / "more").mkdir()
+    (tmp_path / "gone.json.gz").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "notes.txt").write_text("not data")
+    with caplog.at_level("WARNING", logger=gl.__name__):
+        files = find_source_files(tmp_path)
+    assert [p.name for p in files.reviews] == ["review-a.json"]
+    assert dict(files.skipped) == {
+        "Review-Extra.JSON.GZ": "name in other case: the match is case-sensitive",
+        "gone.json.gz": "a dangling link", "more": "a folder: subfolders are not read",
+        "reviews-b.json": "not named review-*.json[.gz] or meta-*.json[.gz]"}
+    assert len(caplog.records) == 1 and "Review-Extra.JSON.GZ" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.symlink_to(p.parent / "nowhere"), "a dangling link"),
+    (lambda p: p.mkdir(), "not a file"),
+])
+def test_a_source_name_that_cannot_be_read_is_an_error(tmp_path, make, message):
+    write(tmp_path / "review-a.json", [line(review(1))])
+    make(tmp_path / "review-b.json.gz")
+    with pytest.raises(SourceError, match=f"review-b.json.gz: named like a source file but is {message}"):
+        find_source_files(tmp_path)
