@@ -5,13 +5,21 @@ after upstream assets) are registered as views over Parquet paths or in-memory f
 so a test can pass a five-row table; values arrive as ``$named`` parameters, never
 formatted into the SQL. Every call opens its own connection: DuckDB allows one writer
 per database file, and Dagster runs steps in separate processes.
+
+DuckDB spills to a private folder beside the output (``sql_to_parquet``) or beside the
+first table read (``run_sql``), so inside the home, never in the system's ``/tmp``; it is
+named ``<table>.tmp-duckdb-<uuid>`` and removed after the call (``sweep_temp_files`` takes
+what a killed process left).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +27,7 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
-from recpie_core.io import atomic_write
+from recpie_core.io import TMP_MARK, atomic_write
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 Input = Path | pl.DataFrame | pl.LazyFrame
@@ -43,11 +51,25 @@ def parquet_glob(path: Path) -> str:
     return str(path)
 
 
-def _connect(memory_limit: str, temp_dir: str) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": temp_dir,
-                                 "preserve_insertion_order": False})
-    con.execute("set enable_progress_bar = false")  # it would print to stdout on long queries
-    return con
+@contextmanager
+def _connection(memory_limit: str, beside: Path | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh in-memory connection spilling to a temp folder beside ``beside`` (the system's
+    temp folder when None: inputs are all in-memory frames), both gone afterwards."""
+    if beside is None:
+        spill = Path(tempfile.mkdtemp(prefix="recpie-duckdb-"))
+    else:
+        spill = beside.with_name(f"{beside.name}{TMP_MARK}duckdb-{uuid.uuid4().hex}")
+        spill.mkdir(parents=True)
+    try:
+        con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill),
+                                     "preserve_insertion_order": False})
+        try:
+            con.execute("set enable_progress_bar = false")  # it would print to stdout on long queries
+            yield con
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _register(con: duckdb.DuckDBPyConnection, inputs: Mapping[str, Input]) -> None:
@@ -64,13 +86,10 @@ def _register(con: duckdb.DuckDBPyConnection, inputs: Mapping[str, Input]) -> No
 def run_sql(name: str, inputs: Mapping[str, Input], params: Mapping[str, Any],
             memory_limit: str = "2GB") -> pl.DataFrame:
     """Run ``sql/<name>.sql`` and return the result as a Polars frame."""
-    with tempfile.TemporaryDirectory(prefix="recpie-duckdb-") as tmp:
-        con = _connect(memory_limit, tmp)
-        try:
-            _register(con, inputs)
-            return pl.from_arrow(con.sql(sql_text(name), params=dict(params)).to_arrow_table())
-        finally:
-            con.close()
+    tables = [Path(v) for v in inputs.values() if not isinstance(v, (pl.DataFrame, pl.LazyFrame))]
+    with _connection(memory_limit, tables[0] if tables else None) as con:
+        _register(con, inputs)
+        return pl.from_arrow(con.sql(sql_text(name), params=dict(params)).to_arrow_table())
 
 
 def sql_to_parquet(name: str, inputs: Mapping[str, Input], params: Mapping[str, Any], out: Path,
@@ -83,17 +102,13 @@ def sql_to_parquet(name: str, inputs: Mapping[str, Input], params: Mapping[str, 
 
     def write(tmp_path: Path) -> None:
         nonlocal rows
-        with tempfile.TemporaryDirectory(prefix="recpie-duckdb-") as tmp:
-            con = _connect(memory_limit, tmp)
-            try:
-                _register(con, inputs)
-                reader = con.sql(sql_text(name), params=dict(params)).to_arrow_reader(batch_rows)
-                with pq.ParquetWriter(tmp_path, reader.schema, compression="zstd") as writer:
-                    for batch in reader:
-                        writer.write_batch(batch)
-                        rows += batch.num_rows
-            finally:
-                con.close()
+        with _connection(memory_limit, Path(out)) as con:
+            _register(con, inputs)
+            reader = con.sql(sql_text(name), params=dict(params)).to_arrow_reader(batch_rows)
+            with pq.ParquetWriter(tmp_path, reader.schema, compression="zstd") as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
 
     atomic_write(Path(out), write)
     return rows
