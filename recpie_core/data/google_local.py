@@ -8,9 +8,16 @@ written. Blank lines are read and rejected as ``empty line``.
 Output layout: each table is a **folder** of Parquet part files
 (``raw_reviews.parquet/part-00000.parquet``, ...), always at least one part, so a reader
 globs ``<table>/*.parquet`` (``read_table`` does this, and accepts a single file too).
-All outputs of a call are built in a private staging folder beside ``out`` and renamed
-into place with ``recpie_core.io.atomic_write`` only after every file ended cleanly: a
-truncated gzip, an empty file or a crash leaves the previous tables whole.
+One commit per ingestion: ``ingest_source`` builds all four tables of a source in a staging
+folder of ``warehouse/ingest/`` and publishes them as one version only after every file
+ended cleanly (``recpie_core.io.commit_version``: each table path is a symlink into
+``ingest/current``, swapped in one rename). A truncated gzip, an empty file or a crash at
+any point leaves the previous four tables whole; there is never a mix of two sources.
+``ingest_reviews`` / ``ingest_places`` do the same for one kind's two tables, anywhere.
+
+Review times outside a ``TimeWindow`` (default 1990-01-01 to a day after the file is read)
+are rejected as ``time out of range``; a file whose times read as seconds is named in one
+warning. ``find_source_files`` names the entries of the folder it does not read.
 
 This module is the entry point and the driver; three stages overlap, each in its module:
 
