@@ -9,8 +9,9 @@ import math
 from pathlib import Path
 
 from recpie_core.io import atomic_write
-from recpie_core.rec.evaluate import improvement_table, results_markdown
+from recpie_core.rec.evaluate import improvement_table
 from recpie_core.rec.paired import paired_markdown
+from recpie_core.rec.render import results_markdown
 
 REFERENCE = "recpie"
 _METRIC_LABEL = {"rmse": "RMSE (stars)", "mae": "MAE (stars)", "auc": "AUC"}

@@ -34,6 +34,7 @@ import torch
 
 from recpie_core.rec.evaluate import LOWER_IS_BETTER, METRICS, ModelResult
 from recpie_core.rec.metrics import SCALES, is_positive, rating_metrics
+from recpie_core.rec.render import finite
 
 _CHUNK_CELLS = 2**21  # resamples x rows per chunk: bounds memory (~16 MB per float64 array) at any test size
 
@@ -247,14 +248,10 @@ def paired_markdown(diffs: Mapping[str, Mapping[str, PairedDifference]], referen
     return "\n".join(lines) + "\n"
 
 
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None  # JSON has no NaN
-
-
 def paired_json(diffs: Mapping[str, Mapping[str, PairedDifference]]) -> dict[str, Any]:
     """{other: {metric: {estimate, low, high, p_value, stars, better, ...}}}; NaN -> None."""
-    return {name: {m: {"estimate": _finite(d.estimate), "low": _finite(d.low), "high": _finite(d.high),
-                       "p_value": _finite(d.p_value), "stars": d.stars, "better": d.better, "level": d.level,
+    return {name: {m: {"estimate": finite(d.estimate), "low": finite(d.low), "high": finite(d.high),
+                       "p_value": finite(d.p_value), "stars": d.stars, "better": d.better, "level": d.level,
                        "scale": d.scale, "n_boot": d.n_boot, "n_rows": d.n_rows, "n_dropped": d.n_dropped}
                    for m, d in row.items()}
             for name, row in diffs.items()}

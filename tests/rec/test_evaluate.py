@@ -6,18 +6,11 @@ import math
 import pytest
 import torch
 
-from recpie_core.rec.evaluate import (
-    ModelResult,
-    attention_readout,
-    evaluate_model,
-    improvement_table,
-    plot_results,
-    results_json,
-    results_markdown,
-)
+from recpie_core.rec.evaluate import ModelResult, attention_readout, evaluate_model, improvement_table
 from recpie_core.rec.fit import FitConfig, fit_rating_model
 from recpie_core.rec.recpie_dnn import TOKENS
 from recpie_core.rec.registry import build_model
+from recpie_core.rec.render import plot_results, results_json, results_markdown
 
 Y = torch.tensor([1.0, 0.75, 0.5, 0.0])  # 5, 4, 3, 1 stars
 
