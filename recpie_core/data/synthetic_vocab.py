@@ -1,5 +1,5 @@
 """The words of the synthetic Google Local world: aspects, categories, name parts, places, people
-and review-text pieces. Tables only; ``synthetic.py`` draws from them.
+and review-text pieces. Tables only; ``synthetic.py`` and ``synthetic_writer.py`` draw from them.
 
 Every piece is plain ASCII. Review-text pieces also have no quote or backslash, so the writer can
 emit ``'"' + text + '"'`` as JSON without escaping (checked at import).

@@ -11,15 +11,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from recpie_core.data.synthetic import (
-    ASPECTS,
-    SyntheticConfig,
-    load_place_truth,
-    load_truth,
-    truth_paths,
-    write_synthetic_google_local,
-)
+from recpie_core.data.synthetic import ASPECTS, SyntheticConfig
 from recpie_core.data.synthetic_vocab import ASPECT_TABLE
+from recpie_core.data.synthetic_writer import load_place_truth, load_truth, truth_paths, write_synthetic_google_local
 
 CFG = SyntheticConfig(n_users=200, n_places=150, seed=3)
 REVIEW_KEYS = {"user_id", "name", "time", "rating", "text", "pics", "resp", "gmap_id"}

@@ -11,7 +11,8 @@ import re
 import polars as pl
 import pytest
 
-from recpie_core.data.synthetic import ASPECTS, SyntheticConfig, load_truth, truth_paths, write_synthetic_google_local
+from recpie_core.data.synthetic import ASPECTS, SyntheticConfig
+from recpie_core.data.synthetic_writer import load_truth, truth_paths, write_synthetic_google_local
 from recpie_core.explain.prompt_table import build_prompts
 from recpie_core.explain.quality import mentions
 from recpie_core.profiles import get_profile
