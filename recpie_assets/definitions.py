@@ -7,8 +7,9 @@ import os
 import dagster as dg
 
 from recpie_assets import baselines, checks, ingest, rounds, split
+from recpie_assets.console import console
 from recpie_assets.report import build_report_asset
-from recpie_assets.resources import MlflowResource, RecpieResource, WarehouseIOManager, default_home, default_profile
+from recpie_assets.resources import MlflowResource, RecpieResource, WarehouseIOManager, settings_from_env
 from recpie_core.profiles import get_profile
 
 
@@ -38,14 +39,24 @@ def build_definitions(profile: str, home: str, source: str = "") -> dg.Definitio
         schedules=[retrain],
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         resources=build_resources(prof.name, home, source),
+        loggers={"console": console},
     )
 
 
-defs = build_definitions(default_profile(), default_home(), os.environ.get("RECPIE_SOURCE", ""))
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dagster dev` and a step pod load: the home named by the environment, with the
+    profile and source its manifest records (read once, here)."""
+    home, manifest = settings_from_env()
+    return build_definitions(manifest.profile, home, manifest.source)
 
 
-def full_job() -> dg.JobDefinition:
-    """The whole graph as a job, rebuilt from the environment: what `recpie run` executes
-    (via ``dg.reconstructable``, which re-execution from a failure needs)."""
-    return build_definitions(default_profile(), default_home(),
-                             os.environ.get("RECPIE_SOURCE", "")).resolve_job_def("recpie_full")
+def full_job(profile: str, home: str, source: str) -> dg.JobDefinition:
+    """The whole graph as a job: what `recpie run` executes, via ``reconstructable_full_job``."""
+    return build_definitions(profile, home, source).resolve_job_def("recpie_full")
+
+
+def reconstructable_full_job(profile: str, home: str, source: str):
+    """``full_job`` as Dagster rebuilds it in any process that runs it (re-execution from a
+    failure needs that); the arguments travel in the run's origin, not in the environment."""
+    return dg.build_reconstructable_job(__name__, "full_job", reconstructable_args=(profile, home, source))

@@ -11,6 +11,7 @@ import dagster as dg
 
 from recpie_core.data.google_local import SourceFiles
 from recpie_core.data.source import resolve_source
+from recpie_core.home import HomeError, Manifest, read_manifest, settle
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile, get_profile
 
@@ -22,8 +23,26 @@ def default_home() -> str:
     return os.environ.get("RECPIE_HOME") or str(PROJECT_ROOT / ".recpie")
 
 
-def default_profile() -> str:
-    return os.environ.get("RECPIE_PROFILE", "demo")
+# What the code location reads from the environment, once (``settings_from_env``): a deployment
+# passes these to its run and step pods (deploy/dagster.k8s.yaml).
+CODE_LOCATION_ENV = ("RECPIE_HOME", "RECPIE_PROFILE", "RECPIE_SOURCE", "MLFLOW_TRACKING_URI")
+
+
+def settings_from_env() -> tuple[str, Manifest]:
+    """The code location's home, profile and source when Dagster loads it by module name (the UI,
+    a step pod): ``RECPIE_HOME``, then what the home's manifest records. ``RECPIE_PROFILE`` and
+    ``RECPIE_SOURCE`` serve a home without a manifest; one that disagrees with it is refused."""
+    home = default_home()
+    try:
+        return home, settle(read_manifest(Path(home)), *asked_from_env())
+    except HomeError as exc:
+        raise HomeError(f"{exc}: unset RECPIE_PROFILE/RECPIE_SOURCE to use the home's") from None
+
+
+def asked_from_env() -> tuple[str | None, str | None]:
+    """RECPIE_PROFILE and RECPIE_SOURCE (as an absolute folder), None where unset."""
+    source = os.environ.get("RECPIE_SOURCE")
+    return os.environ.get("RECPIE_PROFILE"), str(Path(source).resolve()) if source else source
 
 
 # Where RECPIE_CRASH_AT can strike: each step that opens an MLflow run (``MlflowResource.step_run``)
