@@ -40,9 +40,9 @@ def settings_from_env() -> tuple[str, Manifest]:
 
 
 def asked_from_env() -> tuple[str | None, str | None]:
-    """RECPIE_PROFILE and RECPIE_SOURCE (as an absolute folder), None where unset."""
+    """RECPIE_PROFILE and RECPIE_SOURCE (as an absolute folder), None where unset or empty."""
     source = os.environ.get("RECPIE_SOURCE")
-    return os.environ.get("RECPIE_PROFILE"), str(Path(source).resolve()) if source else source
+    return os.environ.get("RECPIE_PROFILE") or None, str(Path(source).resolve()) if source else None
 
 
 # Where RECPIE_CRASH_AT can strike: each step that opens an MLflow run (``MlflowResource.step_run``)

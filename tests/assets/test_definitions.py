@@ -1,9 +1,13 @@
 """The code location loads, with the asset names scripts rely on and one set of assets per round."""
 
 import dagster as dg
+import pytest
+import yaml
 
 from recpie_assets.constants import GPU_POOL
-from recpie_assets.definitions import build_definitions
+from recpie_assets.definitions import build_definitions, defs
+from recpie_assets.resources import CODE_LOCATION_ENV, PROJECT_ROOT
+from recpie_core.home import HomeError, Manifest, write_manifest
 from recpie_core.profiles import get_profile
 
 
@@ -43,3 +47,26 @@ def test_split_leak_check_is_blocking(tmp_path):
     checks = {spec.name: spec for c in defs.asset_checks for spec in c.check_specs}
     assert checks["split_has_no_leaks"].blocking
     assert "rejected_share_below_threshold" in checks
+
+
+def test_the_code_location_reads_the_homes_manifest(tmp_path, monkeypatch):
+    """What the UI and step pods load: the home's recorded profile and source, not the defaults."""
+    write_manifest(tmp_path, Manifest("smoke", "/data/ca"))
+    monkeypatch.setenv("RECPIE_HOME", str(tmp_path))
+    for name in ("RECPIE_PROFILE", "RECPIE_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    loaded = defs()
+    assert loaded.resources["recpie"].source == "/data/ca" and loaded.resources["recpie"].profile == "smoke"
+    assert f"recommender_r{get_profile('smoke').rounds + 1}" not in keys(loaded)
+    monkeypatch.setenv("RECPIE_PROFILE", "demo")
+    with pytest.raises(HomeError, match="made with profile smoke, not demo: unset RECPIE_PROFILE"):
+        defs()
+
+
+def test_the_deploy_config_passes_what_the_code_location_reads():
+    """Step pods once ran without RECPIE_SOURCE; the home must be the volume they share."""
+    launcher = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.k8s.yaml").read_text())["run_launcher"]["config"]
+    env = dict(v.partition("=")[::2] for v in launcher["env_vars"])
+    assert set(CODE_LOCATION_ENV) <= set(env)
+    assert [m["mountPath"] for m in launcher["volume_mounts"]] == [env["RECPIE_HOME"]]
+    assert {v["name"] for v in launcher["volumes"]} == {m["name"] for m in launcher["volume_mounts"]}
