@@ -135,11 +135,15 @@ def commit_version(staging: Path, store: Path, targets: list[Path],
     version = store / f"{_VERSION_PREFIX}{uuid.uuid4().hex}"
     os.replace(staging, version)
     fsync_path(store)
-    on_phase("before_links")
-    for target in targets:
-        _point(target, os.path.relpath(store / CURRENT / target.name, target.parent))
-    on_phase("before_switch")
-    _point(store / CURRENT, version.name)
+    try:
+        on_phase("before_links")
+        for target in targets:
+            _point(target, os.path.relpath(store / CURRENT / target.name, target.parent))
+        on_phase("before_switch")
+        _point(store / CURRENT, version.name)
+    except BaseException:
+        _remove(version)              # never published (a kill leaves it to the next new_staging)
+        raise
     on_phase("after_switch")
     for old in store.glob(f"{_VERSION_PREFIX}*"):
         if old != version:

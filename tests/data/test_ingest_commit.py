@@ -64,6 +64,8 @@ def test_a_failure_at_any_phase_leaves_one_source(home_with_a, phase):
     with pytest.raises(RuntimeError, match="injected"):
         ingest_source(b, home, on_phase=fail_at(phase))
     assert source_of(home) == (B if phase == "after_switch" else A)
+    if phase != "after_switch":               # nothing of B is left behind
+        assert len(list((home.warehouse / "ingest").iterdir())) == 2
     ingest_source(b, home)                    # the next ingest cleans up and publishes B
     assert source_of(home) == B
     assert len(list((home.warehouse / "ingest").iterdir())) == 2     # current and its version
