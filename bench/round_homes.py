@@ -1,0 +1,80 @@
+"""What the round benchmarks share (``bench_data_efficiency.py``, ``bench_variants.py``): a home
+made from a finished one, the round's steps as the assets call them, and reading the test
+predictions back for paired intervals."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from recpie_core import steps
+from recpie_core.data.batches import to_unit
+from recpie_core.data.context import KEY
+from recpie_core.paths import RecpieHome
+from recpie_core.profiles import Profile
+from recpie_core.rec.evaluate import ModelResult
+from recpie_core.rec.paired import compare_to_reference
+
+
+def linked_home(source: RecpieHome, folder: Path, split: pl.DataFrame | None = None,
+                models: tuple[str, ...] = ()) -> RecpieHome:
+    """A home beside ``source``: its places, LLM cache and the given model folders linked (read
+    only), the text-encoder cache copied, and ``split`` (default: the source's split)."""
+    home = RecpieHome(folder).ensure()
+    links = [(source.table("raw_places"), home.table("raw_places")), (source.models / "llm", home.models / "llm"),
+             *[(source.models / m, home.models / m) for m in models]]
+    if split is None:
+        links.append((source.table("user_temporal_split"), home.table("user_temporal_split")))
+    else:
+        split.write_parquet(home.table("user_temporal_split"))
+    for target, link in links:
+        if not link.exists():
+            link.symlink_to(target.resolve())
+    cache = source.models / "text_encoder_cache.safetensors"
+    if cache.exists():
+        shutil.copyfile(cache, home.models / cache.name)
+    return home
+
+
+def run_round(home: RecpieHome, profile: Profile, train_r0: bool) -> dict:
+    """Round 1 as the pipeline runs it (after ``recommender_r0`` when asked); the steps' summaries."""
+    t0 = time.perf_counter()
+    out = {"recommender_r0": steps.train_recommender_r0(home, profile)} if train_r0 else {}
+    out |= {"lora_adapter_r1": steps.update_lora(home, profile, 1),
+            "explanations_r1": steps.generate_explanations(home, profile, 1),
+            "recommender_r1": steps.train_recommender_round(home, profile, 1)}
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def predictions(frame: pl.DataFrame, name: str) -> tuple[ModelResult, torch.Tensor]:
+    """One model's test predictions (all seeds) and the unit-scale ratings, rows in key order."""
+    frame = frame.sort(["seed", *KEY])
+    per_seed = {int(s): torch.from_numpy(rows["prediction"].to_numpy().copy())
+                for (s,), rows in frame.group_by("seed", maintain_order=True)}
+    first = frame.filter(pl.col("seed") == frame["seed"][0])
+    y = torch.from_numpy(to_unit(first["rating"].cast(pl.Float32).to_numpy()))
+    return ModelResult.from_predictions(name, per_seed, y), y
+
+
+def model_predictions(home: RecpieHome, folder: str, name: str | None = None) -> tuple[ModelResult, torch.Tensor]:
+    return predictions(pl.read_parquet(home.models / folder / steps.PREDICTIONS), name or folder)
+
+
+def best_baseline(home: RecpieHome) -> ModelResult:
+    """The baseline with the lowest mean test RMSE (picking the comparator on test favours it, never RecPIE)."""
+    frame = pl.read_parquet(home.table("baselines"))
+    results = [predictions(frame.filter(pl.col("model") == m), m)[0] for m in frame["model"].unique().sort()]
+    return min(results, key=lambda r: r.mean("rmse"))
+
+
+def versus(result: ModelResult, other: ModelResult, y: torch.Tensor, n_boot: int) -> dict:
+    """Test RMSE (mean, std over seeds) and ``result`` minus ``other`` with its paired 95% interval."""
+    d = compare_to_reference({result.name: result, other.name: other}, result.name, y, metrics=("rmse",),
+                             n_boot=n_boot)[other.name]["rmse"]
+    return {"test_rmse": result.mean("rmse"), "test_rmse_std": result.std("rmse"), "vs": other.name,
+            "minus": d.estimate, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value}
