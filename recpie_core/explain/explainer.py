@@ -31,7 +31,7 @@ the rest back to a sentence or word end (``endings.whole_explanation``).
 
 Memory of the log-probabilities with gradients (32 rows x ~195 tokens, SmolLM2, fp32, 2 CPU
 threads, peak RSS growth of forward + backward): 14.4 GB with the full (N, T, V) log-softmax,
-9.6 GB with the selective one (``token_logprobs``), 3.7 GB adding ``checkpoint_layers`` (0.85 GB
+9.6 GB with the selective one (``logprobs.token_logprobs``), 3.7 GB adding ``checkpoint_layers`` (0.85 GB
 of it live tensors: with ``MALLOC_MMAP_THRESHOLD_=65536`` glibc hands freed blocks back).
 """
 
@@ -40,48 +40,24 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from types import EllipsisType
 
 import torch
 from peft import PeftModel
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, PreTrainedTokenizerBase, StoppingCriteriaList
 
 from recpie_core.explain.endings import SentenceEnds, SentenceStop, cut_completion, whole_explanation
 from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm
+from recpie_core.explain.logprobs import layer_checkpointing, token_logprobs
 from recpie_core.explain.prompts import encode_data, encode_prompt
 from recpie_core.explain.soft_prompt import SoftPromptProjector
 from recpie_core.io import atomic_write
 
 log = logging.getLogger(__name__)
-LOGITS_CHUNK = 2**24  # logits (float32 elements, 64 MB) materialised at once by token_logprobs
-
-
-def token_logprobs(hidden: Tensor, head: nn.Module, target: Tensor, chunk: int = LOGITS_CHUNK) -> Tensor:
-    """``log_softmax(head(hidden))`` at ``target``, without the whole (N, T, V) logits tensor.
-
-    hidden: (N, T, H) last hidden states; target: (N, T) token ids; returns (N, T) float32. A
-    selective log-softmax: the target's logit minus a logsumexp, over a few rows at a time
-    (``chunk`` logits at most); under autograd each chunk is checkpointed, so its logits are
-    recomputed in the backward pass instead of kept (one chunk alive at a time, either way).
-    """
-    N, T = target.shape
-    rows = max(1, chunk // max(T * head.weight.shape[0], 1))
-
-    def chunk_logp(h: Tensor, t: Tensor) -> Tensor:
-        logits = head(h.contiguous()).float()  # (n, T, V); contiguous: see llm.contiguous_lm_head_input
-        return logits.gather(-1, t[:, :, None]).squeeze(-1) - logits.logsumexp(-1)  # (n, T)
-
-    grad = torch.is_grad_enabled() and hidden.requires_grad
-    out = [checkpoint(chunk_logp, hidden[s:s + rows], target[s:s + rows], use_reentrant=False) if grad
-           else chunk_logp(hidden[s:s + rows], target[s:s + rows]) for s in range(0, N, rows)]
-    return torch.cat(out) if out else hidden.new_zeros((0, T), dtype=torch.float32)
-
-
 def _common_prefix(a: list[int], b: list[int]) -> int:
     """Length of the shared start of two token lists, leaving each at least one own token."""
     n = 0
@@ -389,7 +365,7 @@ class Explainer:
             raise NotImplementedError(f"{type(base).__name__} post-processes its logits; sequence_logprobs "
                                       "reads the LM head directly (Llama-style models)")
         ctx = nullcontext() if use_adapter else self.model.disable_adapter()
-        layers = self._layer_checkpointing() if (checkpoint_layers and use_adapter) else nullcontext()
+        layers = layer_checkpointing(base) if (checkpoint_layers and use_adapter) else nullcontext()
         with ctx, layers, (nullcontext() if use_adapter else torch.no_grad()):
             embeds, mask, ids = self._inputs(rows, user_vecs, grad=use_adapter)
             pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (N, L), what generate derives
@@ -405,19 +381,3 @@ class Explainer:
         logp = logp * out_mask
         assert logp.shape == (n, T)
         return logp, out_mask
-
-    @contextmanager
-    def _layer_checkpointing(self):
-        """Activation checkpointing of the decoder layers (non-reentrant), restored on exit."""
-        base = self.model.get_base_model()
-        if base.is_activation_checkpointing or not base.supports_gradient_checkpointing:
-            yield
-            return
-        had_hooks = bool(getattr(base, "_require_grads_hooks", None))
-        base.activation_checkpointing_enable({"use_reentrant": False})
-        if not had_hooks:  # the enable adds an input-grad hook that only reentrant checkpointing needs
-            base.disable_input_require_grads()
-        try:
-            yield
-        finally:
-            base.activation_checkpointing_disable()

@@ -8,8 +8,9 @@ sentence stop (rows cut at their first sentence end, ``ended`` reported). Fast:
 import pytest
 import torch
 
-from recpie_core.explain.explainer import Explainer, token_logprobs
+from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm
+from recpie_core.explain.logprobs import token_logprobs
 from recpie_core.explain.prompts import PlaceText, encode_prompt, explanation_prompt
 from recpie_core.explain.text_encoder import LLMHiddenEncoder
 
