@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from recpie_assets.resources import PROJECT_ROOT, asked_from_env, default_home
@@ -161,13 +162,26 @@ def cmd_run(args) -> int:
         options = _resume_options(instance, manifest) if args.resume else None
         what = "resuming the last failed run" if options else f"materializing {len(keys)} assets"
         print(f"recpie: {what} (profile {manifest.profile}, data from {manifest.describe_source()}) in {root}")
-        result = dg.execute_job(
-            definitions.reconstructable_full_job(manifest.profile, str(root), manifest.source), instance,
-            run_config=_run_config(root, manifest, args.verbose),
-            tags={"recpie/launcher": "cli", "recpie/pid": str(os.getpid()), "recpie/profile": manifest.profile},
-            asset_selection=None if options else keys, reexecution_options=options,
-        )
+        with _core_logs_through_dagster():
+            result = dg.execute_job(
+                definitions.reconstructable_full_job(manifest.profile, str(root), manifest.source), instance,
+                run_config=_run_config(root, manifest, args.verbose),
+                tags={"recpie/launcher": "cli", "recpie/pid": str(os.getpid()), "recpie/profile": manifest.profile},
+                asset_selection=None if options else keys, reexecution_options=options,
+            )
     return _summarize(result, home)
+
+
+@contextmanager
+def _core_logs_through_dagster():
+    """During a run Dagster prints the core's log lines (dagster.yaml manages its loggers): keep
+    them from the root handler too, which would print each line twice."""
+    core = logging.getLogger("recpie_core")
+    core.propagate = False
+    try:
+        yield
+    finally:
+        core.propagate = True
 
 
 def _run_config(root: Path, manifest: Manifest, verbose: bool) -> dict:

@@ -4,8 +4,12 @@ leaves no temporaries behind, `--select` edge cases; through the real CLI, Dagst
 
 import gzip
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -133,3 +137,21 @@ def test_explain_uses_the_homes_profile(home, capsys):
     assert _settle(args, home, "") == Manifest("smoke", "")
     assert main(["--home", str(home), "explain", "--profile", "demo", "--user", "u", "--place", "p"]) == 2
     assert "made with profile smoke, not demo" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_ui_holds_the_home(tmp_path, home, capsys):
+    """`recpie ui` execs `dagster dev`, which keeps the home's lock: a `recpie run` beside it is refused."""
+    ui = subprocess.Popen([sys.executable, "-m", "recpie_assets.cli", "--home", str(home), "ui", "--port", "0"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        cmdline = Path(f"/proc/{ui.pid}/cmdline")
+        deadline = time.monotonic() + 120
+        while b"dagster\x00dev" not in cmdline.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert run(home, "--select", "raw_places") == 2
+        assert f"in use by pid {ui.pid} (recpie ui" in capsys.readouterr().err
+        assert read_manifest(home) == Manifest("demo", "")  # what the UI's code location reads
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=60)
