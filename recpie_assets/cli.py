@@ -15,7 +15,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from recpie_assets.resources import PROJECT_ROOT, asked_from_env, default_home
+from recpie_assets.resources import PROJECT_ROOT, asked_from_env, crash_target, default_home
 from recpie_core.home import HomeError, HomeLock, Manifest, read_manifest, settle, write_manifest
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import PROFILES
@@ -144,6 +144,7 @@ def cmd_run(args) -> int:
     from recpie_assets import definitions
     from recpie_core.data.google_local import find_source_files
 
+    crash_target()  # an unknown RECPIE_CRASH_AT is refused here, in one line
     if args.resume and args.force:
         raise UserError("--resume goes on with the data the failed run read; --force replaces it: pick one")
     root = _home(args)

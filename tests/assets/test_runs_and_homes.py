@@ -155,3 +155,10 @@ def test_the_ui_holds_the_home(tmp_path, home, capsys):
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=60)
+
+
+def test_an_unknown_crash_target_is_one_line(home, capsys, monkeypatch):
+    monkeypatch.setenv("RECPIE_CRASH_AT", "ingest:befor_commit")
+    assert run(home, "--select", "raw_places") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "names no crash point" in err[0]
