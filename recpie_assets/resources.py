@@ -126,15 +126,20 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
 class MlflowResource(dg.ConfigurableResource):
     """A small MLflow resource (``dagster-mlflow`` is stale): one parent run per Dagster run,
-    a nested run per asset step, the recommender in the registry behind an alias.
+    a nested run per asset step, the recommender in the registry behind aliases.
 
     ``tracking_uri`` empty means ``sqlite:///<RECPIE_HOME>/mlflow/mlflow.db`` with artifacts
     beside it (MLflow 3 deprecates the file store); ``MLFLOW_TRACKING_URI`` overrides it.
+    The parent run holds the whole profile, the data fingerprint and the git commit; a step's run
+    holds the settings it reads, its round and variant (``recpie_core.tracking.step_params``).
+    Round recommenders are logged as pyfunc models from code (``log_recommender``); the
+    ``champion`` asset registers the selected one and moves the aliases (``recpie_assets.champion``).
     """
 
     home: str
     tracking_uri: str = ""
     experiment: str = "recpie/mountain-view-demo"
+    model_name: str = "recpie-recommender"
 
     def uri(self) -> str:
         return self.tracking_uri or f"sqlite:///{Path(self.home) / 'mlflow' / 'mlflow.db'}"
@@ -145,42 +150,57 @@ class MlflowResource(dg.ConfigurableResource):
         return MlflowClient(tracking_uri=self.uri())
 
     def experiment_id(self) -> str:
-        """Create the store and experiment once (fresh-DB migrations race under parallel steps)."""
+        """Create the store and experiment once (fresh-DB migrations race under parallel steps),
+        tagged as model development so that MLflow 3 opens it on its runs, not the GenAI pages."""
+        from recpie_core.tracking import EXPERIMENT_TAGS
+
         client = self.client()
         exp = client.get_experiment_by_name(self.experiment)
         if exp is not None:
+            for key, value in EXPERIMENT_TAGS.items():
+                if exp.tags.get(key) != value:  # an experiment made before the tag
+                    client.set_experiment_tag(exp.experiment_id, key, value)
             return exp.experiment_id
         artifacts = (Path(self.home) / "mlflow" / "artifacts").resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
         try:
-            return client.create_experiment(self.experiment, artifact_location=artifacts.as_uri())
+            return client.create_experiment(self.experiment, artifact_location=artifacts.as_uri(),
+                                            tags=EXPERIMENT_TAGS)
         except Exception:  # another process created it first
             return client.get_experiment_by_name(self.experiment).experiment_id
 
-    def parent_run_id(self, dagster_run_id: str, profile: str) -> str:
-        """The MLflow run of this Dagster run, found by tag or created."""
+    def parent_run_id(self, dagster_run_id: str, recpie: RecpieResource) -> str:
+        """The MLflow run of this Dagster run, found by tag or created with the profile as params,
+        the split's fingerprint and the git commit as tags."""
+        from recpie_core.serving import data_fingerprint
+        from recpie_core.tracking import MlflowTracker, git_commit
+
         client, exp = self.client(), self.experiment_id()
         found = client.search_runs([exp], filter_string=f"tags.dagster_run_id = '{dagster_run_id}' "
                                                         "and tags.recpie_parent = 'true'", max_results=1)
         if found:
             return found[0].info.run_id
-        run = client.create_run(exp, run_name=f"dagster-{dagster_run_id[:8]}", tags={
-            "dagster_run_id": dagster_run_id, "recpie_parent": "true", "recpie_profile": profile})
+        split, commit = recpie.paths.table("user_temporal_split"), git_commit(PROJECT_ROOT)
+        tags = {"dagster_run_id": dagster_run_id, "recpie_parent": "true", "recpie_profile": recpie.profile,
+                **({"data_fingerprint": data_fingerprint(split)} if split.exists() else {}),
+                **({"mlflow.source.git.commit": commit} if commit else {})}
+        run = client.create_run(exp, run_name=f"dagster-{dagster_run_id[:8]}", tags=tags)
+        MlflowTracker(client, run.info.run_id).log_params(asdict(recpie.get_profile()))
         return run.info.run_id
 
     @contextmanager
     def step_run(self, context: dg.AssetExecutionContext, name: str, recpie: RecpieResource):
-        """A nested MLflow run for one asset step, with the profile as params; closed
+        """A nested MLflow run for one asset step, with the settings it reads as params; closed
         FINISHED or FAILED whatever happens."""
-        from recpie_core.tracking import MlflowTracker
+        from recpie_core.tracking import MlflowTracker, step_params, step_tags
 
         client = self.client()
-        parent = self.parent_run_id(context.run_id, recpie.profile)
+        parent = self.parent_run_id(context.run_id, recpie)
         run = client.create_run(self.experiment_id(), run_name=name, tags={
-            "mlflow.parentRunId": parent, "dagster_run_id": context.run_id, "dagster_asset": name})
+            "mlflow.parentRunId": parent, "dagster_run_id": context.run_id, "dagster_asset": name, **step_tags(name)})
         tracker = MlflowTracker(client, run.info.run_id)
         try:
-            tracker.log_params(asdict(recpie.get_profile()))
+            tracker.log_params(step_params(name, recpie.get_profile()))
             crash_point(name)  # crash tests: inside the step, after its MLflow run started
             yield tracker
         except BaseException:
@@ -191,6 +211,13 @@ class MlflowResource(dg.ConfigurableResource):
         for run_id in (run.info.run_id, parent):
             client.set_terminated(run_id, "FINISHED")
 
+    def log_parent_metrics(self, context: dg.AssetExecutionContext, recpie: RecpieResource,
+                           metrics: dict[str, float]) -> None:
+        """Metrics on the Dagster run's parent MLflow run (the final table's), beside the step's own."""
+        from recpie_core.tracking import MlflowTracker
+
+        MlflowTracker(self.client(), self.parent_run_id(context.run_id, recpie)).log_metrics(metrics)
+
     def log_folder(self, run_id: str, path: Path, artifact_path: str) -> None:
         """A file or folder as artifacts (safetensors and JSON, never a pickle flavor)."""
         path = Path(path)
@@ -199,23 +226,94 @@ class MlflowResource(dg.ConfigurableResource):
         else:
             self.client().log_artifact(run_id, str(path), artifact_path)
 
-    def register_recommender(self, run_id: str, folder: Path, name: str = "recpie-recommender") -> str:
-        """Log the checkpoint folder (safetensors + JSON, no pickle flavor) and register it as a
-        new version of ``name``; the ``champion`` alias moves to it. Call from one step only."""
+    def log_table(self, run_id: str, table: Path, artifact_file: str) -> None:
+        """A Parquet table as a JSON table artifact, which the MLflow UI previews (Parquet it does not)."""
+        import polars as pl
+
+        self.client().log_table(run_id, pl.read_parquet(table).to_pandas(), artifact_file)
+
+    def log_recommender(self, run_id: str, folder: Path, summary: dict, split: Path, places: Path,
+                        explanations: Path | None, hist_len: int) -> str:
+        """Log a round's fit folder into its training run as a pyfunc model from code (``recommender/``:
+        the checkpoints, the vocabulary, a signature, an input example of validation rows), with the
+        summary ``valid_rmse``/``test_rmse`` (stars) and ``test_auc``; ``explanations`` is the table the
+        fit read (None for round 0). Returns the model's artifact URI."""
+        import tempfile
+
+        from recpie_core.serving import checkpoint_digest, data_fingerprint, save_pyfunc, serving_inputs
+        from recpie_core.tracking import MlflowTracker
+
         client = self.client()
-        self.log_folder(run_id, folder, "recommender")
-        try:
-            client.create_registered_model(name)
-        except Exception:  # already registered
-            pass
-        source = f"{client.get_run(run_id).info.artifact_uri}/recommender"
-        version = client.create_model_version(name, source, run_id=run_id)
-        client.set_registered_model_alias(name, "champion", version.version)
+        with tempfile.TemporaryDirectory() as tmp:
+            serving, example = serving_inputs(split, places, explanations, hist_len, Path(tmp))
+            client.log_artifacts(run_id, str(save_pyfunc(folder, serving, example, Path(tmp) / "model")),
+                                 "recommender")
+        client.set_tag(run_id, "recpie_checkpoint", checkpoint_digest(folder))
+        client.set_tag(run_id, "data_fingerprint", data_fingerprint(split))
+        MlflowTracker(client, run_id).log_metrics({"valid_rmse": 4 * summary["valid_rmse_unit"],
+                                                   "test_rmse": summary["test_rmse_stars"],
+                                                   "test_auc": summary["test_auc"]})
+        return f"{client.get_run(run_id).info.artifact_uri}/recommender"
+
+    def register_recommender(self, folder: Path, round_: int, profile: str) -> str:
+        """A registry version of ``model_name`` for the fit folder ``folder``, from the training run that
+        logged it (found by its checkpoint digest), tagged with profile, round, validation RMSE (stars)
+        and data fingerprint; the existing version when that run is already registered. No alias moves."""
+        from recpie_core.serving import checkpoint_digest
+        from recpie_core.store import fit_valid_rmse
+
+        client, digest = self.client(), checkpoint_digest(folder)
+        runs = client.search_runs([self.experiment_id()], filter_string=f"tags.recpie_checkpoint = '{digest}'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        if not runs:
+            raise LookupError(f"no MLflow run in {self.experiment!r} logged the recommender in {folder} "
+                              f"(checkpoint digest {digest}): re-materialize that recommender asset")
+        run = runs[0]
+        if not client.search_registered_models(f"name = '{self.model_name}'"):
+            client.create_registered_model(self.model_name, description=(
+                "RecPIE's rating recommender (pyfunc from code, safetensors weights): predicts stars "
+                "from a consumer, a candidate place, the consumer's history and explanation embeddings."))
+        found = client.search_model_versions(f"name = '{self.model_name}' and run_id = '{run.info.run_id}'")
+        if found:
+            return str(found[0].version)
+        tags = {"profile": profile, "round": str(round_), "valid_rmse": repr(4 * fit_valid_rmse(folder)),
+                "data_fingerprint": run.data.tags.get("data_fingerprint", ""), "recpie_checkpoint": digest}
+        version = client.create_model_version(
+            self.model_name, f"{run.info.artifact_uri}/recommender", run_id=run.info.run_id, tags=tags,
+            description=f"round {round_} of profile {profile!r}, from run {run.info.run_name}")
         return str(version.version)
 
+    def version_tags(self, version: str) -> dict[str, str]:
+        return dict(self.client().get_model_version(self.model_name, version).tags)
+
+    def alias_version(self, alias: str) -> str | None:
+        """The version behind ``@alias``; None when there is none (or no registered model yet)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client().get_model_version_by_alias(self.model_name, alias).version)
+        except MlflowException:
+            return None
+
+    def set_aliases(self, champion: str, challenger: str | None) -> None:
+        """``@champion`` on one version, ``@challenger`` on the other (when there is one)."""
+        client = self.client()
+        client.set_registered_model_alias(self.model_name, "champion", champion)
+        if challenger is not None and challenger != champion:
+            client.set_registered_model_alias(self.model_name, "challenger", challenger)
+
+    def load_version(self, version: str):
+        """A registered version as a pyfunc model, through this resource's tracking URI."""
+        import mlflow
+
+        source = self.client().get_model_version(self.model_name, version).source
+        return mlflow.pyfunc.load_model(mlflow.artifacts.download_artifacts(source, tracking_uri=self.uri()))
+
     def run_url(self, run_id: str) -> str:
-        """Where the run shows in ``mlflow ui --backend-store-uri <uri>`` (default port 5000)."""
-        return f"http://127.0.0.1:5000/#/experiments/{self.experiment_id()}/runs/{run_id}"
+        """Where the run shows: on the tracking server in use, or on ``mlflow ui`` over the local store."""
+        from recpie_core.tracking import run_url
+
+        return run_url(self.uri(), self.experiment_id(), run_id)
 
     def kill_stale_runs(self, is_live) -> int:
         """Mark RUNNING runs whose Dagster run is no longer live as KILLED (SIGKILL leaves them RUNNING)."""

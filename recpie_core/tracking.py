@@ -1,10 +1,16 @@
 """Metric logging that is a no-op by default, so notebooks and tests run without MLflow.
 
-Training loops take a ``Tracker``; the Dagster edge passes an ``MlflowTracker``.
+Training loops take a ``Tracker``; the Dagster edge passes an ``MlflowTracker``. Below it, what
+each step's MLflow run records (``step_params``, ``step_tags``) so that runs line up in MLflow's
+compare view, and where a run shows in the MLflow UI (``run_url``).
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -73,3 +79,64 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+# --- what each step's run records ----------------------------------------------------------------
+
+# The profile sections each kind of step reads (the parent run holds the whole profile).
+STEP_SECTIONS = {
+    "recommender": ("fit", "split", "loop.seeds", "encoder"),
+    "explanation_only": ("fit", "split", "loop.seeds", "encoder"),
+    "explanation_ladder": ("fit", "split", "loop.seeds", "encoder"),
+    "lora_adapter": ("pie", "llm", "prompt", "loop.pie_pairs", "loop.seed", "encoder"),
+    "explanations": ("loop.generation", "loop.greedy", "loop.seed", "llm", "prompt", "encoder"),
+    "baselines": ("fit", "split", "baselines", "loop.seeds"),
+    "llm_direct": ("direct", "llm", "prompt"),
+    "evaluation_report": ("report_bootstrap", "loop.rounds", "loop.seeds"),
+}
+# MLflow 3 opens an experiment without this tag on its GenAI pages (traces), empty for RecPIE;
+# the value is the UI's "custom model development" kind (mlflow/server/js, ExperimentKind).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+ROUND_STEP = re.compile(r"(recommender|lora_adapter|explanations)_r(\d+)")
+UI_DEFAULT = "http://127.0.0.1:5000"  # `make mlflow` (mlflow ui) over a local store
+
+
+def step_kind(step: str) -> str:
+    """The kind of step an asset name is: ``recommender_r2`` -> ``recommender``; others as named."""
+    found = ROUND_STEP.fullmatch(step)
+    return found.group(1) if found else "explanations" if step.startswith("explanations_") else step
+
+
+def step_tags(step: str) -> dict[str, str]:
+    """``round`` and ``variant`` of a round's or a variant's step, so the compare view lines them up."""
+    found = ROUND_STEP.fullmatch(step)
+    if found:
+        return {"round": found.group(2), "variant": "recpie"}
+    if step in ("explanation_only", "explanations_explanation_only"):
+        return {"variant": "explanation_only"}
+    return {"variant": step} if step in ("explanation_ladder", "baselines", "llm_direct") else {}
+
+
+def step_params(step: str, profile) -> dict[str, Any]:
+    """The profile's settings a step reads (``STEP_SECTIONS``), flattened, plus its round and variant."""
+    whole = _flatten(asdict(profile))
+    prefixes = STEP_SECTIONS.get(step_kind(step), ())
+    picked = {k: v for k, v in whole.items() if any(k == p or k.startswith(f"{p}.") for p in prefixes)}
+    return {"profile": profile.name, **picked, **step_tags(step)}
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The run's page: on the tracking server itself when the URI is one (http/https), else on
+    ``mlflow ui`` over the local store at its default address."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else UI_DEFAULT
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def git_commit(folder: Path) -> str | None:
+    """The commit checked out in ``folder``; None outside a git checkout (an installed package)."""
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None

@@ -1,13 +1,17 @@
-"""The MLflow resource against a real SQLite store: nested runs per step, stale runs killed,
-the recommender registered without a pickle flavor and the @champion alias moved."""
+"""The MLflow resource against a real SQLite store: nested runs per step with the settings each
+reads, a parent with the whole profile, stale runs killed, tables MLflow previews, links to the
+server in use; registering moves no alias (``test_champion.py``: the rule that does)."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 from mlflow.tracking import MlflowClient
 
 from recpie_assets.resources import MlflowResource, RecpieResource
+from recpie_core.tracking import EXPERIMENT_TAGS, run_url
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +29,39 @@ def recpie(tmp_path):
 
 def test_step_runs_nest_under_one_parent_per_dagster_run(mlflow_res, recpie):
     context = dg.build_asset_context()
-    with mlflow_res.step_run(context, "stepA", recpie) as tracker:
+    with mlflow_res.step_run(context, "recommender_r1", recpie) as tracker:
         tracker.log_metrics({"loss": 0.5, "bad": float("nan")}, step=1)
-    with mlflow_res.step_run(context, "stepB", recpie) as tracker_b:
+    with mlflow_res.step_run(context, "lora_adapter_r1", recpie) as tracker_b:
         pass
     client = MlflowClient(mlflow_res.uri())
     a, b = client.get_run(tracker.run_id), client.get_run(tracker_b.run_id)
     assert a.data.tags["mlflow.parentRunId"] == b.data.tags["mlflow.parentRunId"]
-    assert a.data.params["fit.lr"] == "0.01" and a.data.params["name"] == "smoke"
+    assert a.data.params["fit.lr"] == "0.01" and a.data.params["round"] == "1"
+    assert a.data.tags["round"] == "1" and a.data.tags["variant"] == "recpie"
+    assert not any(k.startswith(("llm.", "pie.", "synthetic.")) for k in a.data.params)
+    assert "pie.lr" in b.data.params and "fit.lr" not in b.data.params
     assert a.data.metrics == {"loss": 0.5}
     assert a.info.status == "FINISHED"
+
+
+def test_the_parent_holds_the_profile_the_data_and_the_commit(mlflow_res, recpie):
+    mlflow_res = mlflow_res.model_copy(update={"experiment": "recpie/parent"})  # a parent of its own
+    split = recpie.paths.table("user_temporal_split")
+    pl.DataFrame({"user_id": ["u"], "rating": [4]}).write_parquet(split)
+    context = dg.build_asset_context()
+    with mlflow_res.step_run(context, "evaluation_report", recpie) as tracker:
+        mlflow_res.log_parent_metrics(context, recpie, {"recpie/rmse": 0.9})
+    client = MlflowClient(mlflow_res.uri())
+    parent = client.get_run(client.get_run(tracker.run_id).data.tags["mlflow.parentRunId"])
+    assert parent.data.params["name"] == "smoke" and "synthetic.n_users" in parent.data.params
+    assert len(parent.data.tags["data_fingerprint"]) == 16
+    assert len(parent.data.tags["mlflow.source.git.commit"]) == 40
+    assert parent.data.metrics == {"recpie/rmse": 0.9}
+
+
+def test_the_experiment_opens_on_its_runs(mlflow_res):
+    exp = MlflowClient(mlflow_res.uri()).get_experiment(mlflow_res.experiment_id())
+    assert exp.tags["mlflow.experimentKind"] == EXPERIMENT_TAGS["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_a_failing_step_marks_its_run_failed(mlflow_res, recpie):
@@ -54,16 +81,33 @@ def test_stale_running_runs_are_killed(mlflow_res):
     assert client.get_run(live.info.run_id).info.status == "RUNNING"
 
 
-def test_register_moves_the_champion_alias(mlflow_res, tmp_path):
-    folder = tmp_path / "ckpt"
-    (folder / "seed0").mkdir(parents=True)
-    (folder / "seed0" / "config.json").write_text(json.dumps({"model": "recpie"}))
+def test_registering_moves_no_alias_set_aliases_does(mlflow_res, tmp_path):
+    res = mlflow_res.model_copy(update={"model_name": "recpie-aliases"})
+    client = MlflowClient(res.uri())
+    client.create_registered_model(res.model_name)
+    for _ in range(2):
+        client.create_model_version(res.model_name, str(tmp_path))
+    assert res.alias_version("champion") is None
+    res.set_aliases("2", "1")
+    assert (res.alias_version("champion"), res.alias_version("challenger")) == ("2", "1")
+
+
+def test_a_table_is_logged_as_json_mlflow_previews(mlflow_res, tmp_path):
+    pl.DataFrame({"user_id": ["u1", "u2"], "pos_text": ["quiet", "cheap"]}).write_parquet(tmp_path / "s.parquet")
     client = MlflowClient(mlflow_res.uri())
-    run1 = client.create_run(mlflow_res.experiment_id()).info.run_id
-    run2 = client.create_run(mlflow_res.experiment_id()).info.run_id
-    v1 = mlflow_res.register_recommender(run1, folder, name="recpie-test")
-    v2 = mlflow_res.register_recommender(run2, folder, name="recpie-test")
-    assert (v1, v2) == ("1", "2")
-    assert str(client.get_model_version_by_alias("recpie-test", "champion").version) == "2"
-    files = {f.path for f in client.list_artifacts(run2, "recommender/seed0")}
-    assert files == {"recommender/seed0/config.json"}
+    run = client.create_run(mlflow_res.experiment_id()).info.run_id
+    mlflow_res.log_table(run, tmp_path / "s.parquet", "samples.json")
+    assert json.loads(client.get_run(run).data.tags["mlflow.loggedArtifacts"]) == [
+        {"path": "samples.json", "type": "table"}]  # what the UI's table preview looks for
+    table = json.loads(Path(client.download_artifacts(run, "samples.json", str(tmp_path))).read_text())
+    assert table["columns"] == ["user_id", "pos_text"] and table["data"][1] == ["u2", "cheap"]
+
+
+@pytest.mark.parametrize("uri, base", [("http://mlflow.internal:8080/", "http://mlflow.internal:8080"),
+                                       ("sqlite:////tmp/h/mlflow.db", "http://127.0.0.1:5000")])
+def test_run_links_point_to_the_server_in_use(uri, base):
+    assert run_url(uri, "3", "r1") == f"{base}/#/experiments/3/runs/r1"
+
+
+def test_the_resource_links_its_own_runs(mlflow_res):
+    assert mlflow_res.run_url("r1") == f"http://127.0.0.1:5000/#/experiments/{mlflow_res.experiment_id()}/runs/r1"
