@@ -30,7 +30,7 @@ The PPO-style objective (``ppo_loss``, not in the paper; the paper calls its upd
 iteration"), per token of explanation k, with pi_old the policy that sampled the batch:
 
     r_{k,t} = pi_phi(z_t | ...) / pi_old(z_t | ...)
-    A_k     = R_k - mean_batch(R)            (optionally / std_batch(R): ``advantages``)
+    A_k     = R_k - mean_batch(R)            (or the mean of the pair's group; optionally / its std)
     KL_{k,t} = exp(q) - q - 1,  q = log pi_ref(z_t | ...) - log pi_phi(z_t | ...)   (k3)
     L = -(1/N) sum_k sum_t [ min(r A_k, clip(r, 1 - eps, 1 + eps) A_k) - beta KL_{k,t} ]
 
@@ -40,7 +40,9 @@ iteration"), per token of explanation k, with pi_old the policy that sampled the
 - the drift from the base LLM is held by the KL term (Schulman's k3 estimator, unbiased
   and >= 0 under samples from pi_phi, as in TRL's GRPO) instead of by the clip;
 - the advantage is the batch-mean baseline (GRPO's group, with the batch as the group and
-  no value function); no entropy bonus;
+  no value function), or with ``baseline="group"`` the mean over ``group_size`` samples of the
+  same pair (GRPO's own group): then a pair that is easy or hard to predict no longer moves the
+  advantage, only the explanation does; no entropy bonus;
 - tokens are summed per explanation, explanations averaged, as in Eq. 7: one reward is
   spread over the explanation's tokens without a 1/T factor, so the learning rate means the
   same under both objectives, and there is no per-length normalisation (which biases a
@@ -53,7 +55,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-BASELINES = ("none", "batch_mean")
+BASELINES = ("none", "batch_mean", "group")
 OBJECTIVES = ("eq7", "ppo")
 
 
@@ -62,20 +64,36 @@ def rating_reward(y_hat_unit: Tensor, y_unit: Tensor) -> Tensor:
     return 1.0 / (1.0 + (y_hat_unit - y_unit).abs())
 
 
-def apply_baseline(reward: Tensor, baseline: str = "none") -> Tensor:
-    """The reward the loss multiplies: as is, or minus the batch mean."""
+def _groups(reward: Tensor, baseline: str, group_size: int) -> Tensor:
+    """The reward as (groups, members): the whole batch, or consecutive runs of ``group_size``
+    samples of one pair (``baseline="group"``)."""
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    if baseline != "group":
+        return reward.reshape(1, -1)
+    if group_size < 2 or reward.numel() % group_size:
+        raise ValueError(f"baseline 'group' needs group_size >= 2 dividing the batch ({reward.numel()}), "
+                         f"got {group_size}")
+    return reward.reshape(-1, group_size)
+
+
+def apply_baseline(reward: Tensor, baseline: str = "none", group_size: int = 1) -> Tensor:
+    """The reward the loss multiplies: as is, minus the batch mean, or minus the mean of the
+    samples of the same pair (GRPO's group: what the pair alone does to the reward cancels)."""
     if baseline == "none":
         return reward
-    if baseline == "batch_mean":
-        return reward - reward.mean()
-    raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    r = _groups(reward, baseline, group_size)
+    return (r - r.mean(1, keepdim=True)).reshape(reward.shape)
 
 
-def advantages(reward: Tensor, baseline: str = "batch_mean", normalize: bool = False) -> Tensor:
-    """``apply_baseline``, then optionally divided by the batch's standard deviation (population
-    std, 0 for one reward; a batch of equal rewards gives zeros)."""
-    a = apply_baseline(reward, baseline)
-    return a / (reward.std(correction=0) + 1e-8) if normalize else a
+def advantages(reward: Tensor, baseline: str = "batch_mean", normalize: bool = False, group_size: int = 1) -> Tensor:
+    """``apply_baseline``, then optionally divided by the standard deviation of the same set the
+    mean came from (batch or group; population std, 0 for one reward; equal rewards give zeros)."""
+    a = apply_baseline(reward, baseline, group_size)
+    if not normalize:
+        return a
+    std = _groups(reward, baseline, group_size).std(1, correction=0, keepdim=True)
+    return (_groups(a, baseline, group_size) / (std + 1e-8)).reshape(reward.shape)
 
 
 def pie_loss(logp: Tensor, logp_ref: Tensor, mask: Tensor, reward: Tensor, eps: float,

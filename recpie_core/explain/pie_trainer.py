@@ -12,7 +12,8 @@ steps on the objective summed over the two polarities:
 - ``objective="ppo"``: ``ppo_epochs`` steps on the PPO-style loss over the same samples, the
   ratio to the policy that sampled (its log-probs are the first pass's, detached: the same
   parameters, before any step on this batch; LoRA dropout, if on, differs between passes),
-  A = R - batch mean, a k3 KL to the reference.
+  A = R - batch mean (or, ``baseline="group"``, minus the mean of ``group_size`` samples of the
+  same pair), a k3 KL to the reference.
 
 Only LoRA and projector parameters are in the optimizer; the base LLM and the recommender's
 consumer vectors (``user_vecs``) stay fixed.
@@ -68,10 +69,12 @@ RewardFn = Callable[[Tensor, list[str], list[str] | None], tuple[Tensor, Tensor 
 class PIEConfig:
     lr: float = 1e-4  # AdamW learning rate (LoRA and projector)
     objective: str = "eq7"  # "eq7" (the paper: ratio to the reference, clipped, times the reward)
-    # | "ppo" (ratio to the sampling policy, min(r A, clip(r) A), A = R - batch mean, k3 KL to the reference)
+    # | "ppo" (ratio to the sampling policy, min(r A, clip(r) A), A = R - a baseline, k3 KL to the reference)
     eps: float = 0.2  # clip range of the ratio: to the reference (eq7), to the sampler (ppo)
-    baseline: str = "none"  # "none" (the paper) | "batch_mean" (reward minus the batch mean; ppo needs it)
-    advantage_norm: bool = False  # also divide R - mean by the batch's reward std (needs "batch_mean")
+    baseline: str = "none"  # "none" (the paper) | "batch_mean" (reward minus the batch mean) | "group"
+    # (minus the mean of group_size samples of the same pair); ppo needs one of the last two
+    group_size: int = 1  # samples per pair in a batch ("group": batch_size / group_size pairs per step)
+    advantage_norm: bool = False  # also divide R - mean by the std of the same batch or group
     kl_coef: float = 0.0  # ppo: weight of the per-token k3 KL to the reference (eq7 has no KL term: 0)
     ppo_epochs: int = 1  # optimizer passes over each sampled batch (ppo; eq7 takes one)
     steps: int = 8  # sampled batches per call (per round); each gives ppo_epochs optimizer steps
@@ -93,9 +96,12 @@ class PIEConfig:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
+        if (self.baseline == "group") != (self.group_size > 1) or self.batch_size % self.group_size:
+            raise ValueError(f"baseline='group' needs group_size >= 2 dividing batch_size, and group_size > 1 "
+                             f"needs baseline='group' (got {self.baseline!r}, {self.group_size}, {self.batch_size})")
         if self.objective == "ppo" and self.baseline == "none":
-            raise ValueError("objective='ppo' needs baseline='batch_mean': its advantage is R minus a baseline, and "
-                             "the raw reward (always > 0 under Eq. 4) would push every sampled text up")
+            raise ValueError("objective='ppo' needs baseline='batch_mean' or 'group': its advantage is R minus a "
+                             "baseline, and the raw reward (always > 0 under Eq. 4) would push every sampled text up")
         if self.advantage_norm and self.baseline == "none":
             raise ValueError("advantage_norm divides R - mean by the batch std; with baseline='none' nothing is "
                              "subtracted and the always-positive reward would only be rescaled")
@@ -174,11 +180,12 @@ def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Se
     stats, t0 = PIEStats(steps=0, seconds=0.0), time.perf_counter()
     polarities = [("pos", pos_prompts)] + ([("neg", neg_prompts)] if neg_prompts is not None else [])
 
+    pairs = cfg.batch_size // cfg.group_size  # distinct pairs per step
     for step in range(cfg.steps):
-        if cursor + cfg.batch_size > n:  # a new pass over the pairs, reshuffled
+        if cursor + pairs > n:  # a new pass over the pairs, reshuffled
             order, cursor = torch.randperm(n, generator=g), 0
-        idx = order[cursor:cursor + cfg.batch_size]  # (B,)
-        cursor += cfg.batch_size
+        idx = order[cursor:cursor + pairs].repeat_interleave(cfg.group_size)  # (B,): each pair group_size times
+        cursor += pairs
         vecs = user_vecs[idx]
 
         # 1. sample explanations with the current policy
@@ -193,7 +200,7 @@ def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Se
         # 2. rewards from the caller's frozen recommender; advantages per polarity over the batch
         r_pos, r_neg = reward_fn(idx, texts["pos"], texts.get("neg"))
         rewards = {"pos": r_pos.detach().float().cpu(), "neg": None if r_neg is None else r_neg.detach().float().cpu()}
-        adv = {pol: advantages(rewards[pol], cfg.baseline, cfg.advantage_norm) for pol in sampled}
+        adv = {pol: advantages(rewards[pol], cfg.baseline, cfg.advantage_norm, cfg.group_size) for pol in sampled}
 
         # 3. reference and policy log-probs, the objective per polarity, ppo_epochs optimizer steps
         chunks = [(pol, slice(s, s + cfg.micro_batch)) for pol in sampled

@@ -146,6 +146,17 @@ def test_advantages_centre_and_optionally_normalise():
     assert advantages(r, baseline="none").tolist() == r.tolist()
 
 
+def test_group_baseline_centres_each_pair_on_its_own_samples():
+    r = torch.tensor([0.9, 0.7, 0.2, 0.4])  # pair A sampled twice, then pair B twice
+    assert advantages(r, baseline="group", group_size=2).tolist() == pytest.approx([0.1, -0.1, -0.1, 0.1])
+    # the batch mean mixes the pairs: A's worse sample still gets a positive advantage
+    assert advantages(r, baseline="batch_mean").tolist() == pytest.approx([0.35, 0.15, -0.35, -0.15])
+    assert advantages(r, baseline="group", group_size=2, normalize=True).tolist() == pytest.approx([1, -1, -1, 1])
+    assert advantages(torch.tensor([0.5, 0.5, 0.3, 0.3]), "group", True, 2).tolist() == [0.0] * 4
+    with pytest.raises(ValueError, match="group_size"):
+        advantages(r, baseline="group", group_size=3)
+
+
 def test_ppo_loss_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
         ppo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 2), torch.ones(2, 3), torch.ones(2), eps=0.2)

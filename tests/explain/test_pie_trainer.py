@@ -23,6 +23,8 @@ slow = pytest.mark.slow
     dict(ppo_epochs=2, baseline="batch_mean"),  # Eq. 7 has no ratio to the sampler
     dict(objective="grpo"),
     dict(objective="ppo", baseline="batch_mean", kl_coef=-0.1),
+    dict(baseline="group"), dict(baseline="batch_mean", group_size=2),  # a group needs both
+    dict(objective="ppo", baseline="group", group_size=3, batch_size=16),  # 3 does not divide 16
 ])
 def test_config_rejects_combinations_that_cannot_work(kw):
     with pytest.raises(ValueError):
@@ -108,6 +110,24 @@ def test_pie_steps_train_lora_and_projector_only(explainer, objective):
     for name, p in after.items():
         moved = not torch.equal(p.detach(), before[name])
         assert moved == (name in trainable), name
+
+
+@slow
+def test_group_baseline_samples_each_pair_group_size_times(explainer):
+    seen = []
+
+    def reward_fn(idx, pos, neg):
+        seen.append((idx.tolist(), pos))
+        return torch.tensor([float(len(t)) for t in pos]), None  # differs between samples of one pair
+
+    cfg = PIEConfig(objective="ppo", baseline="group", group_size=4, batch_size=8, lr=1e-3, steps=2,
+                    generation=GenerationConfig(max_new_tokens=6))
+    stats = pie_update(explainer, ["Why visit a cafe?", "Why visit a park?", "Why visit a bar?"], None,
+                       torch.randn(3, 8), reward_fn, cfg)
+    assert stats.steps == 2
+    for idx, texts in seen:  # two distinct pairs per step, each as four consecutive samples
+        assert len(idx) == 8 and len(set(idx)) == 2 and idx[:4] == [idx[0]] * 4 and idx[4:] == [idx[4]] * 4
+        assert len(set(texts[:4])) > 1  # sampled, not copied
 
 
 @slow
