@@ -1,31 +1,35 @@
 """Baselines on the same split, seeds and early stopping as RecPIE."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from recpie_assets.constants import GPU_POOL, GPU_TAGS
 from recpie_assets.metadata import table_metadata
 from recpie_assets.resources import MlflowResource, RecpieResource
-from recpie_core import steps
+from recpie_core import steps, store
 
 
-@dg.asset(deps=["user_temporal_split", "raw_places"], pool=GPU_POOL, op_tags=GPU_TAGS, kinds={"pytorch"},
-          group_name="variants")
-def baselines(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
+@dg.asset(pool=GPU_POOL, op_tags=GPU_TAGS, kinds={"pytorch"}, group_name="variants")
+def baselines(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
+              user_temporal_split: Path, raw_places: Path) -> dg.MaterializeResult:
     """Means, MF, NCF, SASRec, BERT4Rec, DIN and Ablation 1: test predictions per seed."""
     with mlflow.step_run(context, "baselines", recpie) as tracker:
-        summary = steps.run_baselines(recpie.paths, recpie.get_profile(), tracker)
+        out = steps.run_baselines(user_temporal_split, raw_places, recpie.paths.table("baselines"),
+                                  recpie.get_profile(), tracker)
     return dg.MaterializeResult(metadata={
-        **table_metadata(recpie.paths.table("baselines")),
-        "test_rmse_stars": dg.MetadataValue.json({n: s["test_rmse_stars"] for n, s in summary.items()}),
+        **table_metadata(out.path),
+        "test_rmse_stars": dg.MetadataValue.json({n: s["test_rmse_stars"] for n, s in out.summary.items()}),
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})
 
 
-@dg.asset(deps=["user_temporal_split", "raw_places"], pool=GPU_POOL, op_tags=GPU_TAGS, kinds={"pytorch"},
-          group_name="variants")
-def llm_direct(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
+@dg.asset(pool=GPU_POOL, op_tags=GPU_TAGS, kinds={"pytorch"}, group_name="variants")
+def llm_direct(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
+               user_temporal_split: Path, raw_places: Path) -> dg.MaterializeResult:
     """The paper's direct-recommendation baseline: the LLM asked for each test rating."""
     with mlflow.step_run(context, "llm_direct", recpie) as tracker:
-        summary = steps.run_llm_direct(recpie.paths, recpie.get_profile())
-        tracker.log_metrics(summary)
-    return dg.MaterializeResult(metadata={**summary, **table_metadata(recpie.paths.table("llm_direct")),
+        out = steps.run_llm_direct(user_temporal_split, raw_places, recpie.paths.table("llm_direct"),
+                                   recpie.get_profile(), store.caches(recpie.paths))
+        tracker.log_metrics(out.summary)
+    return dg.MaterializeResult(metadata={**out.summary, **table_metadata(out.path),
                                           "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})

@@ -1,21 +1,37 @@
 """The evaluation report: RecPIE per round next to every baseline, as metadata, files and MLflow."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from recpie_assets.resources import MlflowResource, RecpieResource
-from recpie_core.report import build_report
+from recpie_core import store
+from recpie_core.report import ReportInputs, build_report
+
+
+def _report_inputs(rounds: int, paths: dict[str, Path]) -> ReportInputs:
+    """The report's inputs from the IO manager's paths, by upstream asset name."""
+    return ReportInputs(
+        split=paths["user_temporal_split"], places=paths["raw_places"], reviews=paths["raw_reviews"],
+        recommenders=[paths[store.recommender(k)] for k in range(rounds + 1)],
+        explanations=[paths[store.explanations(k)] for k in range(1, rounds + 1)],
+        adapters=[paths[store.lora_adapter(k)] for k in range(1, rounds + 1)],
+        explanation_only=paths["explanation_only"], variant_explanations=paths[store.VARIANT_EXPLANATIONS],
+        ladder=paths["explanation_ladder"], baselines=paths["baselines"], llm_direct=paths["llm_direct"])
 
 
 def build_report_asset(rounds: int) -> dg.AssetsDefinition:
-    deps = [f"recommender_r{k}" for k in range(rounds + 1)] + [f"explanations_r{k}" for k in range(1, rounds + 1)]
+    names = ["user_temporal_split", "raw_places", "raw_reviews", "explanation_only", store.VARIANT_EXPLANATIONS,
+             "explanation_ladder", "baselines", "llm_direct", *[store.recommender(k) for k in range(rounds + 1)],
+             *[f(k) for k in range(1, rounds + 1) for f in (store.explanations, store.lora_adapter)]]
 
-    @dg.asset(deps=[*deps, "explanation_only", "explanation_ladder", "baselines", "llm_direct"], kinds={"mlflow"},
-              group_name="report")
-    def evaluation_report(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
+    @dg.asset(ins={n: dg.AssetIn(n) for n in names}, kinds={"mlflow"}, group_name="report")
+    def evaluation_report(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
+                          **upstream: Path) -> dg.MaterializeResult:
         """RMSE/MAE (stars and unit scale) and AUC per model; explanation quality; attention readout.
         Registers the selected round's recommender in MLflow and moves its @champion alias."""
-        home = recpie.paths
-        doc = build_report(home, recpie.get_profile(), truth_dir=recpie.truth_dir())
+        home, inputs = recpie.paths, _report_inputs(rounds, upstream)
+        doc = build_report(inputs, home.reports, recpie.get_profile(), store.caches(home), truth_dir=recpie.truth_dir())
         with mlflow.step_run(context, "evaluation_report", recpie) as tracker:
             tracker.log_metrics({f"{name}/{m}": v for name, e in doc["models"].items()
                                  for m, v in [("rmse", e["rmse"]), ("mae", e["mae"]), ("auc", e["auc"]),
@@ -23,7 +39,7 @@ def build_report_asset(rounds: int) -> dg.AssetsDefinition:
                                  if v is not None})
             for name in ("evaluation.json", "evaluation.md", "evaluation.png", "ladder.png"):
                 mlflow.log_folder(tracker.run_id, home.reports / name, "report")
-            version = mlflow.register_recommender(tracker.run_id, home.models / f"recommender_r{doc['selected_round']}")
+            version = mlflow.register_recommender(tracker.run_id, inputs.recommenders[doc["selected_round"]])
         return dg.MaterializeResult(metadata={
             "report": dg.MetadataValue.md((home.reports / "evaluation.md").read_text()),
             "plot": dg.MetadataValue.path(str(home.reports / "evaluation.png")),

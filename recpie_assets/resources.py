@@ -118,10 +118,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Path:
         name = context.asset_key.path[-1]
         meta = context.upstream_output.definition_metadata if context.upstream_output else {}
-        paths = RecpieHome(Path(self.home))
-        if meta.get("recpie/stored_in") == "models":
-            return paths.models / name
-        return paths.table(name)
+        home = RecpieHome(Path(self.home))
+        return home.model(name) if meta.get("recpie/stored_in") == "models" else home.table(name)
 
 
 class MlflowResource(dg.ConfigurableResource):

@@ -2,87 +2,121 @@
 
 Dagster rejects a partition that depends on the previous partition of another asset in a
 cycle, so rounds are separate assets made by ``build_round_assets(k)``; each shows in the
-UI and re-runs alone. ``recommender_r0`` starts the chain without explanations.
+UI and re-runs alone. ``recommender_r0`` starts the chain without explanations. Every
+upstream asset is a parameter, served as a ``Path`` by the IO manager: the graph is the
+lineage. Names come from ``recpie_core.store``.
 """
+
+from pathlib import Path
 
 import dagster as dg
 
 from recpie_assets.constants import GPU_POOL, GPU_TAGS
 from recpie_assets.metadata import table_metadata
 from recpie_assets.resources import MlflowResource, RecpieResource
-from recpie_core import steps
+from recpie_core import steps, store
 
 MODELS = {"recpie/stored_in": "models"}
+HEAVY = {"pool": GPU_POOL, "op_tags": GPU_TAGS}
 
 
-def _result(summary: dict, run_url: str, **extra) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={**summary, **extra, "mlflow_run": dg.MetadataValue.url(run_url)})
+def _result(out: steps.Written, run_url: str, **extra) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={**out.summary, **extra, "mlflow_run": dg.MetadataValue.url(run_url)})
 
 
-@dg.asset(deps=["user_temporal_split", "raw_places"], pool=GPU_POOL, op_tags=GPU_TAGS, kinds={"pytorch"},
-          metadata=MODELS, group_name="rounds")
-def recommender_r0(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
+@dg.asset(**HEAVY, kinds={"pytorch"}, metadata=MODELS, group_name="rounds")
+def recommender_r0(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
+                   user_temporal_split: Path, raw_places: Path) -> dg.MaterializeResult:
     """The RecPIE recommender before any explanation (constant explanation tokens)."""
-    with mlflow.step_run(context, "recommender_r0", recpie) as tracker:
-        summary = steps.train_recommender_r0(recpie.paths, recpie.get_profile(), tracker)
-        mlflow.log_folder(tracker.run_id, recpie.paths.models / "recommender_r0", "recommender")
-    return _result(summary, mlflow.run_url(tracker.run_id),
-                   path=dg.MetadataValue.path(str(recpie.paths.models / "recommender_r0")))
+    name = store.recommender(0)
+    with mlflow.step_run(context, name, recpie) as tracker:
+        out = steps.train_recommender_r0(user_temporal_split, raw_places, recpie.paths.model(name),
+                                         recpie.get_profile(), store.caches(recpie.paths), tracker)
+        mlflow.log_folder(tracker.run_id, out.path, "recommender")
+    return _result(out, mlflow.run_url(tracker.run_id), path=dg.MetadataValue.path(str(out.path)))
 
 
 def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
     """lora_adapter_r{k} -> explanations_r{k} -> recommender_r{k}, reading round k-1."""
-    prev_rec = f"recommender_r{k - 1}"
-    prev_lora = [f"lora_adapter_r{k - 1}"] if k > 1 else []
+    lora, table, rec = store.lora_adapter(k), store.explanations(k), store.recommender(k)
+    previous = store.recommender(k - 1)
+    earlier = {"adapter": dg.AssetIn(store.lora_adapter(k - 1))} if k > 1 else {}  # round 1: fresh adapters
 
-    @dg.asset(name=f"lora_adapter_r{k}", deps=[prev_rec, *prev_lora, "user_temporal_split"], pool=GPU_POOL,
-              op_tags=GPU_TAGS, kinds={"pytorch"}, metadata=MODELS, group_name="rounds")
-    def lora_adapter(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
+    @dg.asset(name=lora, ins={"recommender": dg.AssetIn(previous), **earlier}, **HEAVY, kinds={"pytorch"},
+              metadata=MODELS, group_name="rounds")
+    def lora_adapter(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
+                     user_temporal_split: Path, raw_places: Path, recommender: Path, **adapter: Path):
         """PIE update of the explainer (LoRA + soft prompt) against the frozen previous recommender."""
-        with mlflow.step_run(context, f"lora_adapter_r{k}", recpie) as tracker:
-            summary = steps.update_lora(recpie.paths, recpie.get_profile(), k, tracker)
-            mlflow.log_folder(tracker.run_id, recpie.paths.models / f"lora_adapter_r{k}", "lora_adapter")
-        return _result(summary, mlflow.run_url(tracker.run_id))
+        with mlflow.step_run(context, lora, recpie) as tracker:
+            out = steps.update_lora(user_temporal_split, raw_places, recommender, adapter.get("adapter"),
+                                    recpie.paths.model(lora), k, recpie.get_profile(), store.caches(recpie.paths),
+                                    tracker)
+            mlflow.log_folder(tracker.run_id, out.path, "lora_adapter")
+        return _result(out, mlflow.run_url(tracker.run_id))
 
-    @dg.asset(name=f"explanations_r{k}", deps=[lora_adapter, prev_rec], pool=GPU_POOL, op_tags=GPU_TAGS,
+    @dg.asset(name=table, ins={"adapter": dg.AssetIn(lora), "recommender": dg.AssetIn(previous)}, **HEAVY,
               kinds={"pytorch", "parquet"}, group_name="rounds")
-    def explanations(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
+    def explanations(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
+                     user_temporal_split: Path, raw_places: Path, adapter: Path, recommender: Path):
         """Positive and negative explanations, with embeddings, for every train, valid and test row."""
-        with mlflow.step_run(context, f"explanations_r{k}", recpie) as tracker:
-            summary = steps.generate_explanations(recpie.paths, recpie.get_profile(), k)
-            tracker.log_metrics({k_: v for k_, v in summary.items() if isinstance(v, (int, float))})
-            mlflow.log_folder(tracker.run_id, recpie.paths.reports / f"explanations_r{k}_sample.parquet", "samples")
-        return _result(summary, mlflow.run_url(tracker.run_id),
-                       **table_metadata(recpie.paths.table(f"explanations_r{k}")))
+        sample = store.sample_path(recpie.paths, recpie.paths.table(table))
+        with mlflow.step_run(context, table, recpie) as tracker:
+            out = steps.generate_explanations(user_temporal_split, raw_places, recommender, adapter,
+                                              recpie.paths.table(table), sample, recpie.get_profile(),
+                                              store.caches(recpie.paths))
+            tracker.log_metrics({k_: v for k_, v in out.summary.items() if isinstance(v, (int, float))})
+            mlflow.log_folder(tracker.run_id, sample, "samples")
+        return _result(out, mlflow.run_url(tracker.run_id), **table_metadata(out.path))
 
-    @dg.asset(name=f"recommender_r{k}", deps=[explanations, prev_rec], pool=GPU_POOL, op_tags=GPU_TAGS,
+    @dg.asset(name=rec, ins={"explanations": dg.AssetIn(table), "previous": dg.AssetIn(previous)}, **HEAVY,
               kinds={"pytorch"}, metadata=MODELS, group_name="rounds")
-    def recommender(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
+    def recommender(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
+                    user_temporal_split: Path, raw_places: Path, explanations: Path, previous: Path):
         """The recommender trained on this round's explanations, warm-started from the previous round."""
-        with mlflow.step_run(context, f"recommender_r{k}", recpie) as tracker:
-            summary = steps.train_recommender_round(recpie.paths, recpie.get_profile(), k, tracker)
-            mlflow.log_folder(tracker.run_id, recpie.paths.models / f"recommender_r{k}", "recommender")
-        return _result(summary, mlflow.run_url(tracker.run_id))
+        with mlflow.step_run(context, rec, recpie) as tracker:
+            out = steps.train_recommender(user_temporal_split, raw_places, explanations, previous,
+                                          recpie.paths.model(rec), store.round_model(k), recpie.get_profile(), tracker)
+            mlflow.log_folder(tracker.run_id, out.path, "recommender")
+        return _result(out, mlflow.run_url(tracker.run_id))
 
     return [lora_adapter, explanations, recommender]
 
 
-@dg.asset(deps=["recommender_r0", "user_temporal_split"], pool=GPU_POOL, op_tags=GPU_TAGS, kinds={"pytorch"},
-          metadata=MODELS, group_name="variants")
-def explanation_only(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
-    """The paper's explanation-only variant: explanations without PIE updates, then the recommender."""
+_VARIANT_READS = ["user_temporal_split", "raw_places", store.recommender(0)]  # Dagster checks the ins against these
+
+
+@dg.multi_asset(name="explanation_only", ins={"recommender": dg.AssetIn(store.recommender(0))}, **HEAVY,
+                group_name="variants", specs=[
+                    dg.AssetSpec(store.VARIANT_EXPLANATIONS, deps=_VARIANT_READS, kinds={"pytorch", "parquet"},
+                                 description="Explanations of the LLM without any PIE update, every row."),
+                    dg.AssetSpec("explanation_only", deps=[store.VARIANT_EXPLANATIONS, *_VARIANT_READS],
+                                 kinds={"pytorch"}, metadata=MODELS,
+                                 description="The recommender trained on them, warm from round 0.")])
+def explanation_only(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
+                     user_temporal_split: Path, raw_places: Path, recommender: Path):
+    """The paper's explanation-only variant: explanations without PIE updates, then the recommender
+    (one step, as in Algorithm 1 without ``pie_step``)."""
+    profile, table = recpie.get_profile(), recpie.paths.table(store.VARIANT_EXPLANATIONS)
     with mlflow.step_run(context, "explanation_only", recpie) as tracker:
-        summary = steps.explanation_only(recpie.paths, recpie.get_profile(), tracker)
-    return _result(summary, mlflow.run_url(tracker.run_id))
+        texts = steps.generate_explanations(user_temporal_split, raw_places, recommender, None, table,
+                                            store.sample_path(recpie.paths, table), profile, store.caches(recpie.paths))
+        out = steps.train_recommender(user_temporal_split, raw_places, texts.path, recommender,
+                                      recpie.paths.model("explanation_only"), "explanation_only", profile, tracker)
+    yield dg.MaterializeResult(asset_key=store.VARIANT_EXPLANATIONS, metadata={**texts.summary,
+                                                                             **table_metadata(texts.path)})
+    yield dg.MaterializeResult(asset_key="explanation_only", metadata={
+        **out.summary, "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})
 
 
-
-@dg.asset(deps=["recommender_r0", "user_temporal_split", "raw_places"], pool=GPU_POOL, op_tags=GPU_TAGS,
-          kinds={"pytorch"}, metadata=MODELS, group_name="variants")
-def explanation_ladder(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource):
+@dg.asset(ins={"recommender": dg.AssetIn(store.recommender(0))}, **HEAVY, kinds={"pytorch"}, metadata=MODELS,
+          group_name="variants")
+def explanation_ladder(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
+                       user_temporal_split: Path, raw_places: Path, recommender: Path) -> dg.MaterializeResult:
     """The ladder's direct-text rungs through the same recommender: the candidate's text, the LLM's
     whole input, and (synthetic data only) the ideal texts from the truth."""
     with mlflow.step_run(context, "explanation_ladder", recpie) as tracker:
-        summary = steps.explanation_ladder(recpie.paths, recpie.get_profile(), recpie.truth_dir(), tracker)
-    flat = {f"{rung}/{k}": v for rung, s in summary.items() for k, v in s.items() if isinstance(v, (int, float))}
-    return _result(flat, mlflow.run_url(tracker.run_id))
+        out = steps.explanation_ladder(user_temporal_split, raw_places, recommender,
+                                       recpie.paths.model("explanation_ladder"), recpie.get_profile(),
+                                       store.caches(recpie.paths), recpie.truth_dir(), tracker)
+    flat = {f"{rung}/{k}": v for rung, s in out.summary.items() for k, v in s.items() if isinstance(v, (int, float))}
+    return dg.MaterializeResult(metadata={**flat, "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})

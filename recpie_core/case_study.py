@@ -15,7 +15,7 @@ from recpie_core.loop import with_explanations
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile
 from recpie_core.rec.recpie_dnn import TOKENS
-from recpie_core.steps import load_inputs, load_round
+from recpie_core.store import explanations, load_inputs, load_round, recommender
 
 
 @dataclass
@@ -45,8 +45,8 @@ class CaseStudy:
 
 
 def latest_round(home: RecpieHome, profile: Profile) -> int:
-    done = [k for k in range(1, profile.rounds + 1) if (home.models / f"recommender_r{k}").is_dir()
-            and home.table(f"explanations_r{k}").exists()]
+    done = [k for k in range(1, profile.rounds + 1) if home.model(recommender(k)).is_dir()
+            and home.table(explanations(k)).exists()]
     if not done:
         raise FileNotFoundError(f"no finished round under {home.root}; run `recpie run` first")
     return max(done)
@@ -55,7 +55,7 @@ def latest_round(home: RecpieHome, profile: Profile) -> int:
 def explain_pair(home: RecpieHome, profile: Profile, user_id: str, place_id: str) -> CaseStudy:
     """The newest split row of (user_id, place_id), read through the latest finished round."""
     k = latest_round(home, profile)
-    inputs = load_inputs(home, profile)
+    inputs = load_inputs(home.table("user_temporal_split"), home.table("raw_places"), profile.split.hist_len)
     rows = inputs.split.filter((pl.col("user_id") == user_id) & (pl.col("place_id") == place_id))
     if rows.is_empty():
         known = inputs.split.filter(pl.col("user_id") == user_id)["place_id"].head(5).to_list()
@@ -63,12 +63,12 @@ def explain_pair(home: RecpieHome, profile: Profile, user_id: str, place_id: str
         raise ValueError(f"no rating of place {place_id!r} by user {user_id!r} in the split{hint}")
     row = rows.sort("ts").tail(1)
     key = row.select(*KEY)
-    table = pl.read_parquet(home.table(f"explanations_r{k}"))
+    table = pl.read_parquet(home.table(explanations(k)))
     data = with_explanations(inputs.data, table)
     split = "test" if row["split"].item() == "test" else ("valid" if row["valid"].item() else "train")
     tensors = data.part(split)
     idx = tensors.keys.with_row_index("i").join(key, on=list(KEY))["i"].item()
-    model = load_round(home.models / f"recommender_r{k}", profile.seeds[0])
+    model = load_round(home.model(recommender(k)), profile.seeds[0])
     with torch.no_grad():
         y, attn = model.forward_with_attention(tensors.batch(torch.tensor([idx])))
     received = attn[0].mean(dim=0)  # (5,) mean over attending tokens

@@ -48,6 +48,10 @@ class RecpieHome:
         """Parquet path of the warehouse table produced by asset ``name``."""
         return self.warehouse / f"{name}.parquet"
 
+    def model(self, name: str) -> Path:
+        """Folder of the model asset ``name`` (checkpoints, adapters)."""
+        return self.models / name
+
     def ensure(self) -> RecpieHome:
         for p in (self.raw, self.warehouse, self.models, self.mlflow, self.reports, self.dagster):
             p.mkdir(parents=True, exist_ok=True)

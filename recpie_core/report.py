@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -22,17 +22,44 @@ from recpie_core.explain.ladder import LADDER, find_review_truth
 from recpie_core.explain.quality import aspect_coverage, semantic_similarity
 from recpie_core.io import atomic_write, scan_table
 from recpie_core.loop import with_explanations
-from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile
-from recpie_core.rec.evaluate import (
-    ModelResult,
-    attention_readout,
-    plot_results,
-    results_json,
-)
+from recpie_core.rec.evaluate import ModelResult, attention_readout
 from recpie_core.rec.paired import compare_to_reference, paired_json
+from recpie_core.rec.render import finite, plot_results, results_json
 from recpie_core.report_markdown import REFERENCE, plot_ladder, report_markdown
-from recpie_core.steps import PREDICTIONS, load_inputs, load_round, make_encoder
+from recpie_core.store import (
+    Caches,
+    fit_valid_rmse,
+    has_predictions,
+    is_round_model,
+    load_inputs,
+    load_pie_history,
+    load_predictions,
+    load_round,
+    make_encoder,
+    round_model,
+)
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the report reads: one path per upstream asset."""
+
+    split: Path
+    places: Path
+    reviews: Path
+    recommenders: list[Path]  # fit folders of rounds 0..R
+    explanations: list[Path]  # tables of rounds 1..R
+    adapters: list[Path]  # explainers of rounds 1..R (their pie.json)
+    explanation_only: Path  # a fit folder, missing when the run left the variant out (--select)
+    variant_explanations: Path  # the explanation_only variant's table
+    ladder: Path  # a fit folder per rung
+    baselines: Path
+    llm_direct: Path
+
+    @property
+    def rounds(self) -> int:
+        return len(self.recommenders) - 1
 
 
 def _result(name: str, frame: pl.DataFrame) -> tuple[ModelResult, torch.Tensor]:
@@ -52,14 +79,14 @@ def _result(name: str, frame: pl.DataFrame) -> tuple[ModelResult, torch.Tensor]:
 
 def is_recpie_variant(name: str) -> bool:
     """RecPIE's own rounds, variants and ladder rungs: compared with RecPIE, never its baselines."""
-    return name.startswith("recpie_r") or name in ("explanation_only", *LADDER)
+    return is_round_model(name) or name in ("explanation_only", *LADDER)
 
 
 def ladder_rows(results: dict[str, ModelResult], valid: dict[str, float], rounds: int) -> list[dict]:
     """The explanation ladder (``explain.ladder``) in order, with each rung's share of the gap
     from ``recpie_r0`` to ``ideal`` (test RMSE in stars, mean over seeds) that it closes."""
     names = ["recpie_r0", "text_candidate", "text_prompt", "explanation_only",
-             *[f"recpie_r{k}" for k in range(1, rounds + 1)], REFERENCE, "ideal"]
+             *[round_model(k) for k in range(1, rounds + 1)], REFERENCE, "ideal"]
     floor = results["recpie_r0"].mean("rmse")
     top = results["ideal"].mean("rmse") if "ideal" in results else math.nan
     rows = []
@@ -74,19 +101,16 @@ def ladder_rows(results: dict[str, ModelResult], valid: dict[str, float], rounds
     return rows
 
 
-def pie_history(home: RecpieHome, rounds: int) -> dict[str, dict]:
+def pie_history(adapters: list[Path]) -> dict[str, dict]:
     """Per round: the PIE update's reward over its steps (first and last quarter) and its other statistics."""
     out = {}
-    for k in range(1, rounds + 1):
-        path = home.models / f"lora_adapter_r{k}" / "pie.json"
-        if not path.is_file():
-            continue
-        hist = json.loads(path.read_text())["history"]
+    for k, folder in enumerate(adapters, start=1):
+        hist = load_pie_history(folder)
         if not hist:
             continue
         q = max(1, len(hist) // 4)
         mean = lambda rows, key: sum(h.get(key, math.nan) for h in rows) / len(rows)  # noqa: E731
-        out[f"recpie_r{k}"] = {"steps": len(hist), "reward": [h["reward_mean"] for h in hist],
+        out[round_model(k)] = {"steps": len(hist), "reward": [h["reward_mean"] for h in hist],
                                "reward_first": mean(hist[:q], "reward_mean"),
                                "reward_last": mean(hist[-q:], "reward_mean"),
                                **{key: mean(hist, key) for key in ("clipped_frac", "kl_ref", "ended_frac")
@@ -94,26 +118,19 @@ def pie_history(home: RecpieHome, rounds: int) -> dict[str, dict]:
     return out
 
 
-def fit_valid_rmse(folder: Path) -> float:
-    """Mean validation RMSE (unit scale) over seeds of a saved recommender step."""
-    fits = json.loads((folder / "fit.json").read_text())["fits"]
-    return sum(f["valid"]["rmse"] for f in fits.values()) / len(fits)
-
-
-def selected_round(home: RecpieHome, rounds: int) -> tuple[int, dict[int, float]]:
+def selected_round(recommenders: list[Path]) -> tuple[int, dict[int, float]]:
     """The round k >= 1 with the lowest mean validation RMSE (unit scale), and all of them."""
-    valid = {k: fit_valid_rmse(home.models / f"recommender_r{k}") for k in range(0, rounds + 1)}
+    valid = {k: fit_valid_rmse(folder) for k, folder in enumerate(recommenders)}
     best = min((k for k in valid if k >= 1), key=valid.get)
     return best, valid
 
 
-def explanation_quality(home: RecpieHome, explanations: pl.DataFrame, truth_dir: Path | None,
+def explanation_quality(explanations: pl.DataFrame, reviews: pl.DataFrame, truth_dir: Path | None,
                         encoder) -> dict[str, float]:
     """On test rows of an explanations table: coverage of the true liked (pos) / disliked (neg)
-    aspects, and the similarity of the positive explanation to the user's own review."""
-    table = explanations.filter(pl.col("split") == "test")
-    reviews = scan_table(home.table("raw_reviews")).select(*KEY, "text").collect()
-    table = table.join(reviews, on=list(KEY), how="left")
+    aspects, and the similarity of the positive explanation to the user's own review (``reviews``:
+    key and text)."""
+    table = explanations.filter(pl.col("split") == "test").join(reviews, on=list(KEY), how="left")
     out = {"rows": table.height,
            "similarity_to_review": semantic_similarity(encoder, table["pos_text"].to_list(), table["text"].to_list())}
     # the synthetic generator's per-review truth (truth-<Region>.parquet), when the data has one
@@ -138,20 +155,26 @@ def explanation_stats(table: pl.DataFrame) -> dict[str, float]:
     return out
 
 
-def build_report(home: RecpieHome, profile: Profile, truth_dir: Path | None = None) -> dict:
-    """Write ``reports/evaluation.{json,md,png}`` and ``reports/ladder.png``; returns the JSON document."""
-    rounds = profile.rounds
-    best, valid = selected_round(home, rounds)
-    folders = {f"recpie_r{k}": home.models / f"recommender_r{k}" for k in range(rounds + 1)}
-    folders |= {n: home.models / n for n in ("explanation_only", *LADDER) if (home.models / n / PREDICTIONS).is_file()}
-    frames = {name: pl.read_parquet(folder / PREDICTIONS) for name, folder in folders.items()}
-    baselines = pl.read_parquet(home.table("baselines"))
-    for (name,), rows in baselines.group_by("model", maintain_order=True):
+def _fit_folders(inputs: ReportInputs) -> dict[str, Path]:
+    """Every fit folder the report reads, by model name: the rounds, then the variants that ran."""
+    folders = {round_model(k): folder for k, folder in enumerate(inputs.recommenders)}
+    variants = {"explanation_only": inputs.explanation_only} | {rung: inputs.ladder / rung for rung in LADDER}
+    return folders | {n: folder for n, folder in variants.items() if has_predictions(folder)}
+
+
+def build_report(inputs: ReportInputs, reports: Path, profile: Profile, cache: Caches,
+                 truth_dir: Path | None = None) -> dict:
+    """Write ``evaluation.{json,md,png}`` and ``ladder.png`` into ``reports``; returns the JSON document."""
+    rounds = inputs.rounds
+    best, valid = selected_round(inputs.recommenders)
+    folders = _fit_folders(inputs)
+    frames = {name: load_predictions(folder) for name, folder in folders.items()}
+    for (name,), rows in pl.read_parquet(inputs.baselines).group_by("model", maintain_order=True):
         frames[name] = rows
-    frames["llm_direct"] = pl.read_parquet(home.table("llm_direct"))
+    frames["llm_direct"] = pl.read_parquet(inputs.llm_direct)
 
     results, y_true = {}, None
-    for name, frame in {REFERENCE: frames[f"recpie_r{best}"], **frames}.items():
+    for name, frame in {REFERENCE: frames[round_model(best)], **frames}.items():
         results[name], y = _result(name, frame)
         if y_true is not None and not torch.equal(y, y_true):
             raise ValueError(f"{name} was evaluated on other test rows than {REFERENCE}")
@@ -162,24 +185,25 @@ def build_report(home: RecpieHome, profile: Profile, truth_dir: Path | None = No
     valid_by_name[REFERENCE] = valid[best]
     ladder = ladder_rows(results, valid_by_name, rounds)
     # the selected round is RecPIE itself: comparing it with its own copy says nothing
-    paired = compare_to_reference({n: r for n, r in results.items() if n != f"recpie_r{best}"}, REFERENCE,
+    paired = compare_to_reference({n: r for n, r in results.items() if n != round_model(best)}, REFERENCE,
                                   y_true, n_boot=profile.report_bootstrap)
 
     # similarity to the review is measured in one sentence space, whatever the recommender reads
-    encoder = make_encoder(home, replace(profile, encoder="") if profile.encoder == "llm" else profile)
-    inputs = load_inputs(home, profile)
-    tables = {f"recpie_r{k}": f"explanations_r{k}" for k in range(1, rounds + 1)}
-    if "explanation_only" in folders:  # a run may leave the variant out (--select)
-        tables["explanation_only"] = "explanations_explanation_only"
-    explanations = {name: pl.read_parquet(home.table(t)) for name, t in tables.items()}  # each read once
-    quality = {name: explanation_quality(home, table, truth_dir, encoder) | explanation_stats(table)
+    encoder = make_encoder("" if profile.encoder == "llm" else profile.encoder, cache)
+    data = load_inputs(inputs.split, inputs.places, profile.split.hist_len).data
+    tables = {round_model(k): path for k, path in enumerate(inputs.explanations, start=1)}
+    if "explanation_only" in folders:
+        tables["explanation_only"] = inputs.variant_explanations
+    explanations = {name: pl.read_parquet(path) for name, path in tables.items()}  # each read once
+    reviews = scan_table(inputs.reviews).select(*KEY, "text").collect()
+    quality = {name: explanation_quality(table, reviews, truth_dir, encoder) | explanation_stats(table)
                for name, table in explanations.items()}
     attention = {}
     for k in range(1, rounds + 1):
-        data = with_explanations(inputs.data, explanations[f"recpie_r{k}"])
-        attention[f"recpie_r{k}"] = attention_readout(load_round(home.models / f"recommender_r{k}", profile.seeds[0]),
-                                                      data.test)
-    pie = pie_history(home, rounds)
+        name = round_model(k)
+        attention[name] = attention_readout(load_round(inputs.recommenders[k], profile.seeds[0]),
+                                            with_explanations(data, explanations[name]).test)
+    pie = pie_history(inputs.adapters)
 
     doc = results_json(results)
     doc["improvement"] = results_json(compared, REFERENCE)["improvement"]
@@ -187,10 +211,9 @@ def build_report(home: RecpieHome, profile: Profile, truth_dir: Path | None = No
             "valid_rmse_unit_by_round": {str(k): v for k, v in valid.items()},
             "ladder": _finite(ladder), "paired": paired_json(paired), "pie": _finite(pie),
             "explanation_quality": _finite(quality), "attention": attention,
-            "test_rows": len(inputs.data.test), "train_rows": len(inputs.data.train)}
+            "test_rows": len(data.test), "train_rows": len(data.train)}
     markdown = report_markdown(results, compared, best, valid, ladder, paired, pie, quality, attention, profile,
-                               len(inputs.data.test))
-    reports = home.reports
+                               len(data.test))
     atomic_write(reports / "evaluation.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=1) + "\n"))
     atomic_write(reports / "evaluation.md", lambda tmp: tmp.write_text(markdown))
     plot_results(results, reports / "evaluation.png")
@@ -203,4 +226,4 @@ def _finite(d):
         return {k: _finite(v) for k, v in d.items()}
     if isinstance(d, list):
         return [_finite(v) for v in d]
-    return None if isinstance(d, float) and not math.isfinite(d) else d
+    return finite(d) if isinstance(d, float) else d

@@ -6,15 +6,14 @@ import pytest
 
 from recpie_core import steps
 from recpie_core.loop import LoopConfig
-from recpie_core.paths import RecpieHome
 from recpie_core.profiles import get_profile
 
 
 def test_unknown_baseline_fails_before_reading_or_training(tmp_path):
     profile = replace(get_profile("smoke"), baselines=("mf", "nope"))
-    # the home is empty: reaching the data would raise FileNotFoundError instead
+    # the files do not exist: reaching the data would raise FileNotFoundError instead
     with pytest.raises(ValueError, match="unknown rating model 'nope'"):
-        steps.run_baselines(RecpieHome(tmp_path), profile)
+        steps.run_baselines(tmp_path / "split.parquet", tmp_path / "places.parquet", tmp_path / "out.parquet", profile)
 
 
 def test_loop_config_rejects_bad_values():
