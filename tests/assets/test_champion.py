@@ -1,19 +1,22 @@
 """The recommender as a pyfunc model from code, and a champion that only improves, against a real
 SQLite MLflow store and real tiny RecPIE fits (toy rating tables, one epoch, seconds)."""
 
+import shutil
 from pathlib import Path
 
+import dagster as dg
 import mlflow
 import numpy as np
 import polars as pl
 import pytest
 import torch
 
-from recpie_assets.champion import Verdict, judge
-from recpie_assets.resources import MlflowResource
+from recpie_assets.champion import Verdict, build_champion_asset, judge
+from recpie_assets.resources import MlflowResource, RecpieResource, WarehouseIOManager
 from recpie_core import store
 from recpie_core.data.batches import load_rating_data, to_stars
 from recpie_core.loop import rec_step, with_explanations
+from recpie_core.paths import RecpieHome
 from recpie_core.rec.fit import FitConfig, predict
 from recpie_core.rec.toy import make_toy_split
 from recpie_core.serving import input_frame, validation_rows
@@ -167,3 +170,34 @@ def test_a_model_that_reads_explanations_asks_for_them(res, world, tmp_path):
     assert model.predict(with_emb)["rating"].between(1, 5).all()
     with pytest.raises(ValueError, match="needs pos_emb and neg_emb"):
         model.predict(with_emb.drop(columns=["pos_emb", "neg_emb"]))
+
+
+def materialize_champion(res, home):
+    """The champion asset in a Dagster run, its upstream assets stubbed over files already in ``home``."""
+    stub = lambda name, meta=None: dg.asset(name=name, metadata=meta or {})(lambda: None)  # noqa: E731
+    upstream = [stub("user_temporal_split"), stub("explanations_r1"), stub("evaluation_report"),
+                *[stub(store.recommender(k), {"recpie/stored_in": "models"}) for k in (0, 1)]]
+    result = dg.materialize([*upstream, build_champion_asset(1)], resources={
+        "recpie": RecpieResource(home=str(home.root), profile="smoke"), "mlflow": res,
+        "io_manager": WarehouseIOManager(home=str(home.root))})
+    check = result.get_asset_check_evaluations()[0]
+    return result.asset_materializations_for_node("champion")[0].metadata, check
+
+
+def test_a_worse_second_run_leaves_the_champion_where_it_was(res, world, tmp_path):
+    home = RecpieHome(tmp_path / "recpie").ensure()
+    split, table = home.table("user_temporal_split"), home.table("explanations_r1")
+    shutil.copy(world[0], split)
+    explanations_table(split).write_parquet(table)
+    for k in (0, 1):
+        log_fit(res, world, *train(split, world[1], home.model(store.recommender(k)), epochs=3, explanations=table),
+                explanations=table, round_=k)
+    first, check = materialize_champion(res, home)
+    assert check.passed and first["champion"].value == res.alias_version("champion")
+    worse = train(split, world[1], home.model(store.recommender(1)), lr=1e-6, explanations=table)
+    log_fit(res, world, *worse, explanations=table, round_=1)
+    second, check = materialize_champion(res, home)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["candidate_valid_rmse"].value > check.metadata["champion_valid_rmse"].value
+    assert res.alias_version("champion") == first["champion"].value == second["champion"].value
+    assert res.alias_version("challenger") == second["candidate_version"].value
