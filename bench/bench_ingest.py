@@ -204,7 +204,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 runs.append(timed(cmd))
                 for p in Path(out).iterdir():
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()  # tables are links
             return min(runs, key=lambda r: r[0])
 
         for kind, path in inputs.items():
