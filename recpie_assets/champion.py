@@ -92,7 +92,8 @@ def build_champion_asset(rounds: int) -> dg.AssetsDefinition:
     explanations = {k: store.explanations(k) for k in range(1, rounds + 1)}
     ins = {n: dg.AssetIn(n) for n in ["user_temporal_split", *recommenders, *explanations.values()]}
 
-    @dg.asset(ins=ins, deps=["evaluation_report"], kinds={"mlflow"}, group_name="report",
+    # a pool of its own (dagster.yaml: one step per pool at a time): two runs never move the aliases at once
+    @dg.asset(ins=ins, deps=["evaluation_report"], kinds={"mlflow"}, group_name="report", pool="mlflow_registry",
               check_specs=[dg.AssetCheckSpec(CHECK, asset="champion", description=(
                   "The selected recommender beats @champion on the same validation rows (RMSE, stars); "
                   "when it does not, @champion stays and it becomes @challenger."))])

@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from recpie_assets import baselines, checks, ingest, rounds, split
+from recpie_assets.champion import build_champion_asset
 from recpie_assets.console import console
 from recpie_assets.report import build_report_asset
 from recpie_assets.resources import MlflowResource, RecpieResource, WarehouseIOManager, settings_from_env
@@ -26,7 +27,8 @@ def build_definitions(profile: str, home: str, source: str = "") -> dg.Definitio
     """All assets, checks and resources for one profile (its round count shapes the graph)."""
     prof = get_profile(profile)
     assets = [*dg.load_assets_from_modules([ingest, split, baselines]), rounds.recommender_r0,
-              rounds.explanation_only, rounds.explanation_ladder, build_report_asset(prof.rounds)]
+              rounds.explanation_only, rounds.explanation_ladder, build_report_asset(prof.rounds),
+              build_champion_asset(prof.rounds)]
     for k in range(1, prof.rounds + 1):
         assets += rounds.build_round_assets(k)
     # the whole graph as one job (the UI's "materialize all"), retrained weekly once switched on

@@ -29,17 +29,13 @@ def build_report_asset(rounds: int) -> dg.AssetsDefinition:
     def evaluation_report(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
                           **upstream: Path) -> dg.MaterializeResult:
         """RMSE/MAE (stars and unit scale) and AUC per model; explanation quality; attention readout.
-        Registers the selected round's recommender in MLflow and moves its @champion alias."""
+        The ``champion`` asset then registers the selected round (``recpie_assets.champion``)."""
         home, inputs = recpie.paths, _report_inputs(rounds, upstream)
         doc = build_report(inputs, home.reports, recpie.get_profile(), store.caches(home), truth_dir=recpie.truth_dir())
         with mlflow.step_run(context, "evaluation_report", recpie) as tracker:
-            tracker.log_metrics({f"{name}/{m}": v for name, e in doc["models"].items()
-                                 for m, v in [("rmse", e["rmse"]), ("mae", e["mae"]), ("auc", e["auc"]),
-                                              ("unit_rmse", e["unit"]["rmse"]), ("unit_mae", e["unit"]["mae"])]
-                                 if v is not None})
+            mlflow.log_evaluation(context, recpie, tracker.run_id, doc["models"])
             for name in ("evaluation.json", "evaluation.md", "evaluation.png", "ladder.png"):
                 mlflow.log_folder(tracker.run_id, home.reports / name, "report")
-            version = mlflow.register_recommender(tracker.run_id, inputs.recommenders[doc["selected_round"]])
         return dg.MaterializeResult(metadata={
             "report": dg.MetadataValue.md((home.reports / "evaluation.md").read_text()),
             "plot": dg.MetadataValue.path(str(home.reports / "evaluation.png")),
@@ -47,7 +43,6 @@ def build_report_asset(rounds: int) -> dg.AssetsDefinition:
             "json": dg.MetadataValue.path(str(home.reports / "evaluation.json")),
             "selected_round": doc["selected_round"],
             "recpie_rmse_stars": doc["models"]["recpie"]["rmse"],
-            "registered_version": version,
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id)),
         })
 

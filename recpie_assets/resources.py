@@ -230,6 +230,21 @@ class MlflowResource(dg.ConfigurableResource):
 
         self.client().log_table(run_id, pl.read_parquet(table).to_pandas(), artifact_file)
 
+    def log_evaluation(self, context: dg.AssetExecutionContext, recpie: RecpieResource, run_id: str,
+                       models: dict[str, dict]) -> None:
+        """The final table (``build_report``'s ``models``): RMSE/MAE in stars and unit scale and AUC per model,
+        as metrics of the report's run and of the parent run, and as a table MLflow previews."""
+        import pandas as pd
+
+        from recpie_core.tracking import MlflowTracker
+
+        rows = [{"model": name, "rmse": e["rmse"], "mae": e["mae"], "auc": e["auc"],
+                 "unit_rmse": e["unit"]["rmse"], "unit_mae": e["unit"]["mae"]} for name, e in models.items()]
+        metrics = {f"{r['model']}/{k}": v for r in rows for k, v in r.items() if k != "model" and v is not None}
+        MlflowTracker(self.client(), run_id).log_metrics(metrics)
+        self.log_parent_metrics(context, recpie, metrics)
+        self.client().log_table(run_id, pd.DataFrame(rows), "evaluation_table.json")
+
     def log_recommender(self, run_id: str, folder: Path, summary: dict, split: Path, places: Path,
                         explanations: Path | None, hist_len: int) -> str:
         """Log a round's fit folder into its training run as a pyfunc model from code (``recommender/``:

@@ -32,7 +32,8 @@ def recommender_r0(context: dg.AssetExecutionContext, recpie: RecpieResource, ml
     with mlflow.step_run(context, name, recpie) as tracker:
         out = steps.train_recommender_r0(user_temporal_split, raw_places, recpie.paths.model(name),
                                          recpie.get_profile(), store.caches(recpie.paths), tracker)
-        mlflow.log_folder(tracker.run_id, out.path, "recommender")
+        mlflow.log_recommender(tracker.run_id, out.path, out.summary, user_temporal_split, raw_places, None,
+                               recpie.get_profile().split.hist_len)
     return _result(out, mlflow.run_url(tracker.run_id), path=dg.MetadataValue.path(str(out.path)))
 
 
@@ -65,7 +66,7 @@ def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
                                               recpie.paths.table(table), sample, recpie.get_profile(),
                                               store.caches(recpie.paths))
             tracker.log_metrics({k_: v for k_, v in out.summary.items() if isinstance(v, (int, float))})
-            mlflow.log_folder(tracker.run_id, sample, "samples")
+            mlflow.log_table(tracker.run_id, sample, "samples.json")
         return _result(out, mlflow.run_url(tracker.run_id), **table_metadata(out.path))
 
     @dg.asset(name=rec, ins={"explanations": dg.AssetIn(table), "previous": dg.AssetIn(previous)}, **HEAVY,
@@ -76,7 +77,8 @@ def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
         with mlflow.step_run(context, rec, recpie) as tracker:
             out = steps.train_recommender(user_temporal_split, raw_places, explanations, previous,
                                           recpie.paths.model(rec), store.round_model(k), recpie.get_profile(), tracker)
-            mlflow.log_folder(tracker.run_id, out.path, "recommender")
+            mlflow.log_recommender(tracker.run_id, out.path, out.summary, user_temporal_split, raw_places,
+                                   explanations, recpie.get_profile().split.hist_len)
         return _result(out, mlflow.run_url(tracker.run_id))
 
     return [lora_adapter, explanations, recommender]

@@ -59,6 +59,23 @@ def test_the_parent_holds_the_profile_the_data_and_the_commit(mlflow_res, recpie
     assert parent.data.metrics == {"recpie/rmse": 0.9}
 
 
+def test_the_final_table_goes_to_the_report_run_and_the_parent(mlflow_res, recpie, tmp_path):
+    mlflow_res = mlflow_res.model_copy(update={"experiment": "recpie/evaluation"})
+    models = {"recpie": {"rmse": 0.9, "mae": 0.7, "auc": 0.6, "unit": {"rmse": 0.225, "mae": 0.175}},
+              "mf": {"rmse": 1.0, "mae": 0.8, "auc": None, "unit": {"rmse": 0.25, "mae": 0.2}}}
+    context = dg.build_asset_context()
+    with mlflow_res.step_run(context, "evaluation_report", recpie) as tracker:
+        mlflow_res.log_evaluation(context, recpie, tracker.run_id, models)
+    client = MlflowClient(mlflow_res.uri())
+    run = client.get_run(tracker.run_id)
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert run.data.metrics == parent.data.metrics and parent.data.metrics["recpie/rmse"] == 0.9
+    assert "mf/auc" not in parent.data.metrics
+    table = json.loads(Path(client.download_artifacts(run.info.run_id, "evaluation_table.json", str(tmp_path)))
+                       .read_text())
+    assert table["columns"][:2] == ["model", "rmse"] and [r[0] for r in table["data"]] == ["recpie", "mf"]
+
+
 def test_the_experiment_opens_on_its_runs(mlflow_res):
     exp = MlflowClient(mlflow_res.uri()).get_experiment(mlflow_res.experiment_id())
     assert exp.tags["mlflow.experimentKind"] == EXPERIMENT_TAGS["mlflow.experimentKind"] == "custom_model_development"
