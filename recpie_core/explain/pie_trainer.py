@@ -166,7 +166,17 @@ def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Se
                user_vecs: Tensor, reward_fn: RewardFn, cfg: PIEConfig = PIEConfig(),
                tracker: Tracker = NullTracker(), step_offset: int = 0) -> PIEStats:
     """``cfg.steps`` PIE steps over the given pairs; metrics go to ``tracker`` at
-    ``step_offset + step``. ``user_vecs`` (N, user_dim) are the recommender's consumer vectors."""
+    ``step_offset + step``. ``user_vecs`` (N, user_dim) are the recommender's consumer vectors.
+    The same arguments give the same update: LoRA dropout draws from torch's global generator,
+    seeded here from the sampling seed and restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.generation.seed * 100_003 + step_offset)
+        return _pie_update(explainer, pos_prompts, neg_prompts, user_vecs, reward_fn, cfg, tracker, step_offset)
+
+
+def _pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Sequence[str] | None,
+                user_vecs: Tensor, reward_fn: RewardFn, cfg: PIEConfig, tracker: Tracker,
+                step_offset: int) -> PIEStats:
     n = len(pos_prompts)
     if neg_prompts is not None and len(neg_prompts) != n:
         raise ValueError(f"{n} positive prompts but {len(neg_prompts)} negative ones")

@@ -113,6 +113,27 @@ def test_pie_steps_train_lora_and_projector_only(explainer, objective):
 
 
 @slow
+def test_the_same_update_twice_gives_the_same_weights(explainer):
+    """LoRA dropout is on while PIE scores the samples: its draws are seeded by the update."""
+    start = {n: p.detach().clone() for n, p in current(explainer).items()}
+
+    def update():
+        with torch.no_grad():
+            for n, p in current(explainer).items():
+                p.copy_(start[n])
+        torch.manual_seed(torch.seed())  # whatever the caller's generator holds
+        cfg = PIEConfig(objective="ppo", baseline="batch_mean", lr=1e-3, steps=2, batch_size=2, ppo_epochs=2,
+                        generation=GenerationConfig(max_new_tokens=4))
+        pie_update(explainer, ["Why visit a cafe?", "Why visit a park?"], None, torch.ones(2, 8),
+                   lambda idx, pos, neg: (torch.tensor([1.0, 0.0])[:len(idx)], None), cfg)
+        return {n: p.detach().clone() for n, p in current(explainer).items()}
+
+    first, second = update(), update()
+    assert any(not torch.equal(first[n], start[n]) for n in start)
+    assert all(torch.equal(first[n], second[n]) for n in start)
+
+
+@slow
 def test_group_baseline_samples_each_pair_group_size_times(explainer):
     seen = []
 
