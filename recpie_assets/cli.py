@@ -76,8 +76,13 @@ def _settle(args, root: Path, hint: str) -> Manifest:
         raise UserError(f"{exc}: {hint}") from None
 
 
-def _locked(root: Path, command: str) -> HomeLock:
-    lock = HomeLock(root, command).acquire()
+def _locked(root: Path, command: str, wait: bool = False) -> HomeLock:
+    """The home's lock: refused in one line when another command holds it, or waited for."""
+    say = lambda busy: print(f"recpie: {busy}; waiting for it to end", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        lock = HomeLock(root, command).acquire(on_busy=say if wait else None)
+    except HomeError as exc:
+        raise UserError(f"{exc}; wait for it to end (`recpie run --wait` waits), or use another --home") from None
     if lock.taken_over:
         print(f"recpie: took over the home's lock from {lock.taken_over}, which ended without releasing it",
               file=sys.stderr)
@@ -148,7 +153,7 @@ def cmd_run(args) -> int:
     if args.resume and args.force:
         raise UserError("--resume goes on with the data the failed run read; --force replaces it: pick one")
     root = _home(args)
-    with _locked(root, "recpie run"):
+    with _locked(root, "recpie run", args.wait):
         manifest = _settle(args, root, "drop --profile/--source to use the home's, use another --home, "
                                        "or --force to replace the home's data")
         if manifest.source:
@@ -283,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true",
                    help="re-execute the last failed run from its failure (finished steps are not redone)")
     r.add_argument("--verbose", action="store_true", help="print failed steps' tracebacks")
+    r.add_argument("--wait", action="store_true", help="when another command holds the home, wait for it to end")
     r.set_defaults(fn=cmd_run)
 
     rep = sub.add_parser("report", help="print the latest evaluation table")

@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,16 +52,19 @@ class HomeLock:
         self.fd: int | None = None
         self.taken_over: Holder | None = None
 
-    def acquire(self) -> HomeLock:
+    def acquire(self, on_busy: Callable[[str], None] | None = None) -> HomeLock:
+        """Take the lock; when it is held, raise, or (given ``on_busy``) tell it why and wait."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
-            holder = _read_holder(self.path)
-            raise HomeError(f"home {self.path.parent} is in use by {holder or 'another process'}; "
-                            "wait for it to end, or use another --home") from None
+            busy = f"home {self.path.parent} is in use by {_read_holder(self.path) or 'another process'}"
+            if on_busy is None:
+                os.close(fd)
+                raise HomeError(busy) from None
+            on_busy(busy)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         self.fd, self.taken_over = fd, _read_holder(self.path)  # still there only if its holder died
         me = Holder(os.getpid(), self.command, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         os.ftruncate(fd, 0)

@@ -14,8 +14,10 @@ from recpie_core.home import HomeError, HomeLock, Manifest, read_manifest, settl
 HOLD = """
 import sys, time
 from recpie_core.home import HomeLock
-HomeLock(sys.argv[1], "holder").acquire()
+lock = HomeLock(sys.argv[1], "holder").acquire()
 print("locked", flush=True)
+sys.stdin.readline()  # until the test says so
+lock.release()
 time.sleep(60)
 """
 
@@ -23,7 +25,8 @@ time.sleep(60)
 @pytest.fixture
 def holder(tmp_path):
     """Another process holding the home's lock."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     yield proc
     proc.kill()
@@ -41,6 +44,19 @@ def test_a_killed_holders_lock_is_taken_over(tmp_path, holder):
     with HomeLock(tmp_path, "recpie run") as lock:
         assert lock.taken_over.pid == holder.pid and lock.taken_over.command == "holder"
         assert f'"pid": {os.getpid()}' in (tmp_path / home.LOCK_NAME).read_text()
+
+
+def test_a_waiter_gets_the_lock_when_the_holder_releases_it(tmp_path, holder):
+    told = []
+
+    def on_busy(message):
+        told.append(message)
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+
+    with HomeLock(tmp_path, "recpie run").acquire(on_busy=on_busy) as lock:
+        assert lock.taken_over is None  # released cleanly, while the holder lives on
+    assert len(told) == 1 and f"in use by pid {holder.pid} (holder" in told[0]
 
 
 def test_a_released_lock_is_free_and_clean(tmp_path):

@@ -96,7 +96,7 @@ def test_a_second_run_on_the_home_is_refused(tmp_path, home, capsys):
     with HomeLock(home, "recpie run"):
         assert run(home, "--source", str(write_source(tmp_path / "src")), "--select", "raw_places") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "is in use by pid" in err[0] and "(recpie run, started" in err[0]
+    assert len(err) == 1 and "is in use by pid" in err[0] and "(recpie run, started" in err[0] and "--wait" in err[0]
     assert not (home / "dagster").exists() and not (home / "mlflow").exists()  # nothing touched
 
 
