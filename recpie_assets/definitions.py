@@ -11,6 +11,7 @@ from recpie_assets.champion import build_champion_asset
 from recpie_assets.console import console
 from recpie_assets.report import build_report_asset
 from recpie_assets.resources import MlflowResource, RecpieResource, WarehouseIOManager, settings_from_env
+from recpie_assets.sensors import WEEKLY, build_retrain_schedule, build_source_sensor
 from recpie_core.profiles import get_profile
 
 
@@ -23,7 +24,7 @@ def build_resources(profile: str, home: str, source: str = "") -> dict:
     }
 
 
-def build_definitions(profile: str, home: str, source: str = "") -> dg.Definitions:
+def build_definitions(profile: str, home: str, source: str = "", retrain_cron: str = WEEKLY) -> dg.Definitions:
     """All assets, checks and resources for one profile (its round count shapes the graph)."""
     prof = get_profile(profile)
     assets = [*dg.load_assets_from_modules([ingest, split, baselines]), rounds.recommender_r0,
@@ -31,14 +32,13 @@ def build_definitions(profile: str, home: str, source: str = "") -> dg.Definitio
               build_champion_asset(prof.rounds)]
     for k in range(1, prof.rounds + 1):
         assets += rounds.build_round_assets(k)
-    # the whole graph as one job (the UI's "materialize all"), retrained weekly once switched on
+    # the whole graph as one job (the UI's "materialize all"), retrained on new files or a timetable
     full = dg.define_asset_job("recpie_full", selection=dg.AssetSelection.all(), tags={"recpie/gpu": "true"})
-    retrain = dg.ScheduleDefinition(name="weekly_retrain", job=full, cron_schedule="0 3 * * 1",
-                                    default_status=dg.DefaultScheduleStatus.STOPPED)
     return dg.Definitions(
         assets=assets,
         jobs=[full],
-        schedules=[retrain],
+        schedules=[build_retrain_schedule(full, retrain_cron)],
+        sensors=[build_source_sensor(source, full)],
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         resources=build_resources(prof.name, home, source),
         loggers={"console": console},
@@ -50,7 +50,7 @@ def defs() -> dg.Definitions:
     """What `dagster dev` and a step pod load: the home named by the environment, with the
     profile and source its manifest records (read once, here)."""
     home, manifest = settings_from_env()
-    return build_definitions(manifest.profile, home, manifest.source)
+    return build_definitions(manifest.profile, home, manifest.source, os.environ.get("RECPIE_RETRAIN_CRON") or WEEKLY)
 
 
 def full_job(profile: str, home: str, source: str) -> dg.JobDefinition:
