@@ -75,7 +75,7 @@ def train_recommender_r0(split: Path, places: Path, out: Path, profile: Profile,
 def train_recommender(split: Path, places: Path, explanations: Path, previous: Path, out: Path, name: str,
                       profile: Profile, tracker: Tracker = NullTracker()) -> Written:
     """Recommender ``name`` trained on an explanations table, warm-started from the fit folder
-    ``previous``: recommender_r{k} (from round k-1) and the explanation_only variant (from round 0)."""
+    ``previous``: round k's recommender (from round k-1) and the explanation_only variant (from round 0)."""
     t0, inputs = time.perf_counter(), load_inputs(split, places, profile.split.hist_len)
     data = with_explanations(inputs.data, pl.read_parquet(explanations))
     result = rec_step(data, name, profile.fit, profile.seeds, init_states=store.round_states(previous, profile.seeds),
@@ -87,7 +87,7 @@ def train_recommender(split: Path, places: Path, explanations: Path, previous: P
 
 def update_lora(split: Path, places: Path, recommender: Path, adapter: Path | None, out: Path, k: int,
                 profile: Profile, cache: Caches, tracker: Tracker = NullTracker()) -> Written:
-    """lora_adapter_r{k}: the PIE update of the explainer in ``adapter`` (None: fresh, round 1)
+    """Round k's explainer: the PIE update of the explainer in ``adapter`` (None: fresh, round 1)
     against the frozen recommender of the fit folder ``recommender`` (round k-1)."""
     inputs = load_inputs(split, places, profile.split.hist_len)
     explainer = load_explainer(profile.llm, cache, adapter, profile.loop.seed)
