@@ -26,11 +26,11 @@ from recpie_core.data.align import align
 from recpie_core.data.batches import RatingData, RatingTensors
 from recpie_core.data.context import KEY
 from recpie_core.explain.explainer import Explainer
-from recpie_core.explain.generation import GenerationConfig
 from recpie_core.explain.pie import rating_reward
 from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
 from recpie_core.explain.screen import screen_generated
 from recpie_core.explain.text_encoder import TextEncoder
+from recpie_core.loop_config import LoopConfig
 from recpie_core.rec.evaluate import ModelResult
 from recpie_core.rec.fit import FitConfig, FitResult, fit_rating_model, predict
 from recpie_core.rec.recpie_dnn import RecPIEDNN
@@ -38,28 +38,6 @@ from recpie_core.rec.registry import build_model
 from recpie_core.tracking import NullTracker, PrefixTracker, Tracker
 
 log = logging.getLogger(__name__)
-VARIANTS = ("recpie", "explanation_only")
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    rounds: int = 2  # R, alternating rounds after the explanation-free start
-    variant: str = "recpie"  # "recpie" | "explanation_only" (no PIE updates)
-    pie_pairs: int = 64  # training rows sampled per round for the PIE update
-    generation: GenerationConfig = GenerationConfig()  # how explanations are written; the PIE sampler's too
-    greedy: bool = True  # the recommender reads the policy's most likely explanation
-    seeds: tuple[int, ...] = (0, 1, 2)  # recommender seeds (the LLM side runs once)
-    seed: int = 0  # which training rows each round's PIE update draws; the fresh adapters' init
-
-    def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
-        if self.pie_pairs < 1:
-            raise ValueError(f"pie_pairs must be >= 1, got {self.pie_pairs}")
-        if not self.seeds:
-            raise ValueError("give at least one recommender seed")
 
 
 # --- the three steps ---------------------------------------------------------------------------

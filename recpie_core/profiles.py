@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 
 from recpie_core.data.split import FilterConfig, SplitConfig
 from recpie_core.data.synthetic import SyntheticConfig
-from recpie_core.explain.direct import DirectConfig
+from recpie_core.explain.direct_config import DirectConfig
 from recpie_core.explain.generation import GenerationConfig
-from recpie_core.explain.llm import LLMConfig
-from recpie_core.explain.pie_trainer import PIEConfig
+from recpie_core.explain.llm_config import LLMConfig
+from recpie_core.explain.pie_config import PIEConfig
 from recpie_core.explain.prompts import PromptConfig
-from recpie_core.loop import LoopConfig
-from recpie_core.rec.fit import FitConfig
+from recpie_core.loop_config import LoopConfig
+from recpie_core.rec.fit_config import FitConfig
 
 BASELINES = ("global_mean", "user_mean", "place_mean", "mf", "ncf", "sasrec", "bert4rec", "din",
              "recpie_no_expl")

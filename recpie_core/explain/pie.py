@@ -55,8 +55,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-BASELINES = ("none", "batch_mean", "group")
-OBJECTIVES = ("eq7", "ppo")
+from recpie_core.explain.pie_config import BASELINES
 
 
 def rating_reward(y_hat_unit: Tensor, y_unit: Tensor) -> Tensor:

@@ -39,8 +39,10 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 VARIANT_POLARITIES: dict[str, tuple[str, ...]] = {
     "contrastive": ("pos", "neg"),

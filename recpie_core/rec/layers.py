@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-TASKS = ("regression", "classification")
+from recpie_core.rec.fit_config import TASKS
 
 
 def check_task(task: str) -> None:

@@ -1,0 +1,33 @@
+"""``LoopConfig``: Algorithm 1's rounds, variant, seeds and generation.
+
+Apart from ``loop.py`` so that profiles, the code location and a data step
+read it without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from recpie_core.explain.generation import GenerationConfig
+
+VARIANTS = ("recpie", "explanation_only")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    rounds: int = 2  # R, alternating rounds after the explanation-free start
+    variant: str = "recpie"  # "recpie" | "explanation_only" (no PIE updates)
+    pie_pairs: int = 64  # training rows sampled per round for the PIE update
+    generation: GenerationConfig = GenerationConfig()  # how explanations are written; the PIE sampler's too
+    greedy: bool = True  # the recommender reads the policy's most likely explanation
+    seeds: tuple[int, ...] = (0, 1, 2)  # recommender seeds (the LLM side runs once)
+    seed: int = 0  # which training rows each round's PIE update draws; the fresh adapters' init
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if self.pie_pairs < 1:
+            raise ValueError(f"pie_pairs must be >= 1, got {self.pie_pairs}")
+        if not self.seeds:
+            raise ValueError("give at least one recommender seed")
