@@ -254,7 +254,6 @@ class MlflowResource(dg.ConfigurableResource):
         import tempfile
 
         from recpie_core.serving import checkpoint_digest, data_fingerprint, save_pyfunc, serving_inputs
-        from recpie_core.tracking import MlflowTracker
 
         client = self.client()
         with tempfile.TemporaryDirectory() as tmp:
@@ -263,10 +262,17 @@ class MlflowResource(dg.ConfigurableResource):
                                  "recommender")
         client.set_tag(run_id, "recpie_checkpoint", checkpoint_digest(folder))
         client.set_tag(run_id, "data_fingerprint", data_fingerprint(split))
-        MlflowTracker(client, run_id).log_metrics({"valid_rmse": 4 * summary["valid_rmse_unit"],
-                                                   "test_rmse": summary["test_rmse_stars"],
-                                                   "test_auc": summary["test_auc"]})
+        self.log_summary(run_id, summary)
         return f"{client.get_run(run_id).info.artifact_uri}/recommender"
+
+    def log_summary(self, run_id: str, summary: dict) -> None:
+        """A recommender step's summary as ``valid_rmse``/``test_rmse`` (stars, mean over seeds) and
+        ``test_auc``: the names the compare view lines rounds and variants up by."""
+        from recpie_core.tracking import MlflowTracker
+
+        MlflowTracker(self.client(), run_id).log_metrics({"valid_rmse": 4 * summary["valid_rmse_unit"],
+                                                          "test_rmse": summary["test_rmse_stars"],
+                                                          "test_auc": summary["test_auc"]})
 
     def register_recommender(self, folder: Path, round_: int, profile: str) -> str:
         """A registry version of ``model_name`` for the fit folder ``folder``, from the training run that

@@ -104,6 +104,7 @@ def explanation_only(context: dg.AssetExecutionContext, recpie: RecpieResource, 
                                             store.sample_path(recpie.paths, table), profile, store.caches(recpie.paths))
         out = steps.train_recommender(user_temporal_split, raw_places, texts.path, recommender,
                                       recpie.paths.model("explanation_only"), "explanation_only", profile, tracker)
+        mlflow.log_summary(tracker.run_id, out.summary)
     yield dg.MaterializeResult(asset_key=store.VARIANT_EXPLANATIONS, metadata={**texts.summary,
                                                                              **table_metadata(texts.path)})
     yield dg.MaterializeResult(asset_key="explanation_only", metadata={

@@ -1,18 +1,18 @@
 """The recommender as an MLflow pyfunc model, built from code (no pickle).
 
 ``recpie_core/pyfunc_model.py`` is the code file MLflow copies into the model and runs on
-``mlflow.pyfunc.load_model``; it only hands MLflow a ``RecommenderModel``. The model's
+``mlflow.pyfunc.load_model``; it only wraps a ``RecommenderModel`` for MLflow. The model's
 artifacts are the fit folder (``seed{s}/`` safetensors checkpoints, ``store.save_fit``) and
 ``serving.json``: the training rows' id tables (``batches.Vocab``), the history length, and
 whether the model reads explanation embeddings (rounds >= 1) or not (round 0).
 
-Input, one row per (consumer, candidate place), the columns of ``SIGNATURE``:
+Input, one row per (consumer, candidate place), the columns of ``signature()``:
 
     user_id          string         the consumer (unknown ids get the unknown embedding)
     place_id         string         the candidate place
     hist_place_ids   list[string]   the consumer's earlier places, oldest first
     hist_ratings     list[double]   their star ratings (1..5), aligned with hist_place_ids
-    pos_emb, neg_emb list[float]    the positive / negative explanation's sentence embedding
+    pos_emb, neg_emb list[double]   the positive / negative explanation's sentence embedding
                                     (required by models that read explanations)
 
 Output: ``rating``, the predicted stars (1..5), the mean over the fit's seeds.
@@ -49,7 +49,7 @@ def signature():
 
     inputs = Schema([ColSpec("string", "user_id"), ColSpec("string", "place_id"),
                      ColSpec(Array("string"), "hist_place_ids"), ColSpec(Array("double"), "hist_ratings"),
-                     *[ColSpec(Array("float"), name, required=False) for name in EMBEDDINGS]])
+                     *[ColSpec(Array("double"), name, required=False) for name in EMBEDDINGS]])
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", "rating")]))
 
 

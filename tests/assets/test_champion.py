@@ -168,6 +168,7 @@ def test_a_model_that_reads_explanations_asks_for_them(res, world, tmp_path):
     model = res.load_version(version)
     with_emb, _ = validation_rows(world[0], table)
     assert model.predict(with_emb)["rating"].between(1, 5).all()
+    assert model.predict(model.input_example)["rating"].between(1, 5).all()  # the example survives its JSON
     with pytest.raises(ValueError, match="needs pos_emb and neg_emb"):
         model.predict(with_emb.drop(columns=["pos_emb", "neg_emb"]))
 
