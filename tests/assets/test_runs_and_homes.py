@@ -162,3 +162,12 @@ def test_an_unknown_crash_target_is_one_line(home, capsys, monkeypatch):
     assert run(home, "--select", "raw_places") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "names no crash point" in err[0]
+
+
+def test_resume_refuses_a_failed_run_of_other_data(tmp_path, home, capsys):
+    """After `--force` moved the home to other data, the older failed run is not resumed on it."""
+    src = write_source(tmp_path / "a", truncated=True)
+    assert run(home, "--source", str(src), "--select", "raw_places") == 1
+    write_manifest(home, Manifest("demo", str(write_source(tmp_path / "b"))))  # what `--force --source b` records
+    assert run(home, "--resume") == 2
+    assert f"the last failed run read {src} with profile demo" in capsys.readouterr().err
