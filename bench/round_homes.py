@@ -41,16 +41,17 @@ def linked_home(source: RecpieHome, folder: Path, split: pl.DataFrame | None = N
 
 
 def run_round(home: RecpieHome, profile: Profile, train_r0: bool) -> dict:
-    """Round 1 as the pipeline runs it (after ``recommender_r0`` when asked); the steps' summaries."""
+    """Round 1 as the assets run it (after ``recommender_r0`` when asked); the steps' summaries."""
     t0, cache = time.perf_counter(), store.caches(home)
     split, places = home.table("user_temporal_split"), home.table("raw_places")
-    r0, lora, table, r1 = (home.model(store.recommender(0)), home.model(store.lora_adapter(1)),
-                           home.table(store.explanations(1)), home.model(store.recommender(1)))
-    out = {r0.name: steps.train_recommender_r0(split, places, r0, profile, cache).summary} if train_r0 else {}
-    out |= {lora.name: steps.update_lora(split, places, r0, None, lora, 1, profile, cache).summary,
-            table.stem: steps.generate_explanations(split, places, r0, lora, table, store.sample_path(home, table),
-                                                    profile, cache).summary,
-            r1.name: steps.train_recommender(split, places, table, r0, r1, store.round_model(1), profile).summary}
+    r0, r1 = home.model(store.recommender(0)), home.model(store.recommender(1))
+    adapter, table = home.model(store.lora_adapter(1)), home.table(store.explanations(1))
+    out = {"recommender_r0": steps.train_recommender_r0(split, places, r0, profile, cache).summary} if train_r0 else {}
+    out["lora_adapter_r1"] = steps.update_lora(split, places, r0, None, adapter, 1, profile, cache).summary
+    out["explanations_r1"] = steps.generate_explanations(split, places, r0, adapter, table,
+                                                         store.sample_path(home, table), profile, cache).summary
+    out["recommender_r1"] = steps.train_recommender(split, places, table, r0, r1, store.round_model(1),
+                                                    profile).summary
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
