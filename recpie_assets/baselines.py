@@ -7,13 +7,14 @@ import dagster as dg
 from recpie_assets.constants import GPU_POOL, GPU_TAGS
 from recpie_assets.metadata import table_metadata
 from recpie_assets.resources import MlflowResource, RecpieResource
-from recpie_core import steps, store
+from recpie_core import store
 
 
 @dg.asset(pool=GPU_POOL, op_tags=GPU_TAGS, kinds={"pytorch"}, group_name="variants")
 def baselines(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
               user_temporal_split: Path, raw_places: Path) -> dg.MaterializeResult:
     """Means, MF, NCF, SASRec, BERT4Rec, DIN and Ablation 1: test predictions per seed."""
+    from recpie_core import steps  # the model stack loads in the step that runs it
     with mlflow.step_run(context, "baselines", recpie) as tracker:
         out = steps.run_baselines(user_temporal_split, raw_places, recpie.paths.table("baselines"),
                                   recpie.get_profile(), tracker)
@@ -27,6 +28,7 @@ def baselines(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow:
 def llm_direct(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
                user_temporal_split: Path, raw_places: Path) -> dg.MaterializeResult:
     """The paper's direct-recommendation baseline: the LLM asked for each test rating."""
+    from recpie_core import steps  # the model stack loads in the step that runs it
     with mlflow.step_run(context, "llm_direct", recpie) as tracker:
         out = steps.run_llm_direct(user_temporal_split, raw_places, recpie.paths.table("llm_direct"),
                                    recpie.get_profile(), store.caches(recpie.paths))

@@ -1,16 +1,21 @@
 """The evaluation report: RecPIE per round next to every baseline, as metadata, files and MLflow."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from recpie_assets.resources import MlflowResource, RecpieResource
 from recpie_core import store
-from recpie_core.report import ReportInputs, build_report
+
+if TYPE_CHECKING:
+    from recpie_core.report import ReportInputs
 
 
-def _report_inputs(rounds: int, paths: dict[str, Path]) -> ReportInputs:
+def _report_inputs(rounds: int, paths: dict[str, Path]) -> "ReportInputs":
     """The report's inputs from the IO manager's paths, by upstream asset name."""
+    from recpie_core.report import ReportInputs
+
     return ReportInputs(
         split=paths["user_temporal_split"], places=paths["raw_places"], reviews=paths["raw_reviews"],
         recommenders=[paths[store.recommender(k)] for k in range(rounds + 1)],
@@ -30,6 +35,8 @@ def build_report_asset(rounds: int) -> dg.AssetsDefinition:
                           **upstream: Path) -> dg.MaterializeResult:
         """RMSE/MAE (stars and unit scale) and AUC per model; explanation quality; attention readout.
         The ``champion`` asset then registers the selected round (``recpie_assets.champion``)."""
+        from recpie_core.report import build_report
+
         home, inputs = recpie.paths, _report_inputs(rounds, upstream)
         doc = build_report(inputs, home.reports, recpie.get_profile(), store.caches(home), truth_dir=recpie.truth_dir())
         with mlflow.step_run(context, "evaluation_report", recpie) as tracker:

@@ -8,19 +8,23 @@ lineage. Names come from ``recpie_core.store``.
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from recpie_assets.constants import GPU_POOL, GPU_TAGS
 from recpie_assets.metadata import table_metadata
 from recpie_assets.resources import MlflowResource, RecpieResource
-from recpie_core import steps, store
+from recpie_core import store
+
+if TYPE_CHECKING:
+    from recpie_core import steps
 
 MODELS = {"recpie/stored_in": "models"}
 HEAVY = {"pool": GPU_POOL, "op_tags": GPU_TAGS}
 
 
-def _result(out: steps.Written, run_url: str, **extra) -> dg.MaterializeResult:
+def _result(out: "steps.Written", run_url: str, **extra) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={**out.summary, **extra, "mlflow_run": dg.MetadataValue.url(run_url)})
 
 
@@ -29,6 +33,7 @@ def recommender_r0(context: dg.AssetExecutionContext, recpie: RecpieResource, ml
                    user_temporal_split: Path, raw_places: Path) -> dg.MaterializeResult:
     """The RecPIE recommender before any explanation (constant explanation tokens)."""
     name = store.recommender(0)
+    from recpie_core import steps  # the model stack loads in the step that runs it
     with mlflow.step_run(context, name, recpie) as tracker:
         out = steps.train_recommender_r0(user_temporal_split, raw_places, recpie.paths.model(name),
                                          recpie.get_profile(), store.caches(recpie.paths), tracker)
@@ -48,6 +53,7 @@ def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
     def lora_adapter(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
                      user_temporal_split: Path, raw_places: Path, recommender: Path, **adapter: Path):
         """PIE update of the explainer (LoRA + soft prompt) against the frozen previous recommender."""
+        from recpie_core import steps  # the model stack loads in the step that runs it
         with mlflow.step_run(context, lora, recpie) as tracker:
             out = steps.update_lora(user_temporal_split, raw_places, recommender, adapter.get("adapter"),
                                     recpie.paths.model(lora), k, recpie.get_profile(), store.caches(recpie.paths),
@@ -61,6 +67,7 @@ def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
                      user_temporal_split: Path, raw_places: Path, adapter: Path, recommender: Path):
         """Positive and negative explanations, with embeddings, for every train, valid and test row."""
         sample = store.sample_path(recpie.paths, recpie.paths.table(table))
+        from recpie_core import steps  # the model stack loads in the step that runs it
         with mlflow.step_run(context, table, recpie) as tracker:
             out = steps.generate_explanations(user_temporal_split, raw_places, recommender, adapter,
                                               recpie.paths.table(table), sample, recpie.get_profile(),
@@ -74,6 +81,7 @@ def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
     def recommender(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
                     user_temporal_split: Path, raw_places: Path, explanations: Path, previous: Path):
         """The recommender trained on this round's explanations, warm-started from the previous round."""
+        from recpie_core import steps  # the model stack loads in the step that runs it
         with mlflow.step_run(context, rec, recpie) as tracker:
             out = steps.train_recommender(user_temporal_split, raw_places, explanations, previous,
                                           recpie.paths.model(rec), store.round_model(k), recpie.get_profile(), tracker)
@@ -99,6 +107,7 @@ def explanation_only(context: dg.AssetExecutionContext, recpie: RecpieResource, 
     """The paper's explanation-only variant: explanations without PIE updates, then the recommender
     (one step, as in Algorithm 1 without ``pie_step``)."""
     profile, table = recpie.get_profile(), recpie.paths.table(store.VARIANT_EXPLANATIONS)
+    from recpie_core import steps  # the model stack loads in the step that runs it
     with mlflow.step_run(context, "explanation_only", recpie) as tracker:
         texts = steps.generate_explanations(user_temporal_split, raw_places, recommender, None, table,
                                             store.sample_path(recpie.paths, table), profile, store.caches(recpie.paths))
@@ -117,6 +126,7 @@ def explanation_ladder(context: dg.AssetExecutionContext, recpie: RecpieResource
                        user_temporal_split: Path, raw_places: Path, recommender: Path) -> dg.MaterializeResult:
     """The ladder's direct-text rungs through the same recommender: the candidate's text, the LLM's
     whole input, and (synthetic data only) the ideal texts from the truth."""
+    from recpie_core import steps  # the model stack loads in the step that runs it
     with mlflow.step_run(context, "explanation_ladder", recpie) as tracker:
         out = steps.explanation_ladder(user_temporal_split, raw_places, recommender,
                                        recpie.paths.model("explanation_ladder"), recpie.get_profile(),

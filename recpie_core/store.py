@@ -17,20 +17,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
-import torch
 
-from recpie_core.data.batches import RatingData, RatingTensors, load_rating_data
-from recpie_core.explain.explainer import Explainer
-from recpie_core.explain.llm import LLMConfig
-from recpie_core.explain.pie_trainer import PIEStats
-from recpie_core.explain.text_encoder import LLMHiddenEncoder, SentenceEncoder, TextEncoder
 from recpie_core.io import atomic_write, scan_table
-from recpie_core.loop import RecStepResult
 from recpie_core.paths import RecpieHome
-from recpie_core.rec.checkpoint import load_checkpoint, save_checkpoint
-from recpie_core.rec.recpie_dnn import RecPIEDNN
+
+if TYPE_CHECKING:  # the model side loads in the functions that need it: names stay cheap
+    import torch
+
+    from recpie_core.data.batches import RatingData, RatingTensors
+    from recpie_core.explain.explainer import Explainer
+    from recpie_core.explain.llm import LLMConfig
+    from recpie_core.explain.pie_trainer import PIEStats
+    from recpie_core.explain.text_encoder import TextEncoder
+    from recpie_core.loop import RecStepResult
+    from recpie_core.rec.recpie_dnn import RecPIEDNN
 
 PREDICTIONS = "test_predictions.parquet"
 FIT = "fit.json"
@@ -82,6 +85,8 @@ class Inputs:
 
 def load_inputs(split: Path, places: Path, hist_len: int) -> Inputs:
     """The user_temporal_split table, encoded with histories of ``hist_len``, and the place texts."""
+    from recpie_core.data.batches import load_rating_data
+
     split_df = pl.read_parquet(split)
     places_df = scan_table(places).select("place_id", "name", "description", "category").collect()
     return Inputs(split_df, places_df, load_rating_data(split_df, places_df, hist_len))
@@ -103,6 +108,8 @@ def caches(home: RecpieHome) -> Caches:
 
 def make_encoder(encoder: str, cache: Caches, explainer: Explainer | None = None) -> TextEncoder:
     """The sentence encoder ``encoder`` names ('' = the default, 'llm' = the explainer's hidden states)."""
+    from recpie_core.explain.text_encoder import LLMHiddenEncoder, SentenceEncoder
+
     if encoder == "llm":
         if explainer is None:
             raise ValueError("encoder 'llm' (Ablation 3) needs the explainer")
@@ -111,12 +118,16 @@ def make_encoder(encoder: str, cache: Caches, explainer: Explainer | None = None
 
 
 def save_encoder_cache(encoder: TextEncoder) -> None:
+    from recpie_core.explain.text_encoder import SentenceEncoder
+
     if isinstance(encoder, SentenceEncoder):
         encoder.save_cache()
 
 
 def load_explainer(llm: LLMConfig, cache: Caches, adapter: Path | None, seed: int) -> Explainer:
     """The explainer saved in ``adapter``, or fresh LoRA adapters (the identity) when None."""
+    from recpie_core.explain.explainer import Explainer
+
     if adapter is None:
         return Explainer.create(llm, cache.llm, seed=seed)
     return Explainer.load(adapter, cache.llm)
@@ -133,6 +144,8 @@ def predictions_frame(name: str, per_seed: dict[int, torch.Tensor], test: Rating
 
 def save_fit(folder: Path, result: RecStepResult, test: RatingTensors) -> Path:
     """Per-seed checkpoints, fit summaries and test predictions of one recommender step."""
+    from recpie_core.rec.checkpoint import save_checkpoint
+
     def write(tmp: Path) -> None:
         tmp.mkdir(parents=True)
         fits = {}
@@ -147,6 +160,8 @@ def save_fit(folder: Path, result: RecStepResult, test: RatingTensors) -> Path:
 
 def load_round(folder: Path, seed: int) -> RecPIEDNN:
     """The recommender of one seed in a fit folder."""
+    from recpie_core.rec.checkpoint import load_checkpoint
+
     return load_checkpoint(folder / f"seed{seed}")
 
 

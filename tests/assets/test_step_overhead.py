@@ -28,9 +28,6 @@ def test_the_llm_stack_is_what_the_probe_sees():
     assert "torch" in llm_modules_after("import recpie_core.rec.fit")
 
 
-@pytest.mark.xfail(strict=True, reason="recpie_core/store.py imports torch and the explainer at module level, and "
-                   "recpie_assets/rounds.py, baselines.py import recpie_core.steps, recpie_assets/report.py "
-                   "recpie_core.report; their owners move those imports into the steps (issue 9 item 5)")
 def test_the_code_location_loads_without_the_llm_stack(tmp_path):
     code = f"import recpie_assets.definitions as d\nd.full_job('smoke', {str(tmp_path)!r}, '')"
     assert llm_modules_after(code) == []
