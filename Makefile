@@ -38,7 +38,7 @@ dagster: $(STAMP)
 	$(VENV)/bin/recpie ui
 
 mlflow: $(STAMP)
-	$(VENV)/bin/mlflow ui --host 127.0.0.1 --backend-store-uri sqlite:///$(or $(RECPIE_HOME),.recpie)/mlflow/mlflow.db
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --workers 1 --backend-store-uri sqlite:///$(or $(RECPIE_HOME),.recpie)/mlflow/mlflow.db
 
 clean:
 	rm -rf $(VENV)
