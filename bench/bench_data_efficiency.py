@@ -18,13 +18,11 @@ paired bootstrap 95% intervals over the test rows (``rec.paired``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-from pathlib import Path
 
 import polars as pl
-from round_homes import best_baseline, linked_home, model_predictions, run_round, versus
+from round_homes import best_baseline, linked_home, model_predictions, round_parser, run_round, versus
 
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import get_profile
@@ -41,15 +39,9 @@ def share_split(split: pl.DataFrame, share: float, seed: int = 0) -> pl.DataFram
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, required=True, help="a finished home of --profile")
-    parser.add_argument("--profile", default="eval")
+    parser = round_parser(__doc__, "where the share homes go", "bench/reports/data_efficiency.json")
     parser.add_argument("--shares", type=float, nargs="+", default=[0.25, 0.5])
-    parser.add_argument("--work", type=Path, required=True, help="where the share homes go")
-    parser.add_argument("--out", type=Path, default=Path("bench/reports/data_efficiency.json"))
-    parser.add_argument("--bootstrap", type=int, default=2000)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     profile, source = get_profile(args.profile), RecpieHome(args.home)
     split = pl.read_parquet(source.table("user_temporal_split"))
 

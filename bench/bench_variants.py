@@ -17,13 +17,11 @@ Intervals are paired bootstrap 95% intervals over the test rows, the variant min
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from dataclasses import replace
-from pathlib import Path
 
-from round_homes import linked_home, model_predictions, run_round, versus
+from round_homes import linked_home, model_predictions, round_parser, run_round, versus
 
 from recpie_core.explain.prompts import VARIANT_POLARITIES
 from recpie_core.paths import RecpieHome
@@ -33,16 +31,10 @@ log = logging.getLogger("bench_variants")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, required=True, help="a finished home of --profile (contrastive)")
-    parser.add_argument("--profile", default="eval")
+    parser = round_parser(__doc__, "where the variant homes go", "bench/reports/variants.json")
     parser.add_argument("--variants", nargs="+", default=["positive_only", "summary", "general", "aspects"],
                         choices=[v for v in VARIANT_POLARITIES if v != "contrastive"])
-    parser.add_argument("--work", type=Path, required=True, help="where the variant homes go")
-    parser.add_argument("--out", type=Path, default=Path("bench/reports/variants.json"))
-    parser.add_argument("--bootstrap", type=int, default=2000)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     profile, source = get_profile(args.profile), RecpieHome(args.home)
     if profile.prompt.variant != "contrastive":
         raise SystemExit(f"profile {profile.name!r} explains with {profile.prompt.variant!r}, not contrastive")

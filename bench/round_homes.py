@@ -4,6 +4,8 @@ predictions back for paired intervals."""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +20,19 @@ from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile
 from recpie_core.rec.evaluate import ModelResult
 from recpie_core.rec.paired import compare_to_reference
+
+
+def round_parser(doc: str, work_help: str, out: str) -> argparse.ArgumentParser:
+    """The arguments both benchmarks take: the finished home, its profile, where the new homes go,
+    the JSON report, the bootstrap resamples. Logging at INFO as a side effect."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True, help="a finished home of --profile")
+    parser.add_argument("--profile", default="eval")
+    parser.add_argument("--work", type=Path, required=True, help=work_help)
+    parser.add_argument("--out", type=Path, default=Path(out))
+    parser.add_argument("--bootstrap", type=int, default=2000)
+    return parser
 
 
 def linked_home(source: RecpieHome, folder: Path, split: pl.DataFrame | None = None,
