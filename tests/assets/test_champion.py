@@ -75,11 +75,8 @@ def res(mlflow_home, request):
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Tiny fits: one torch thread (tests/conftest.py)."""
 
 
 def log_fit(res, world, folder, summary, explanations=None, round_=0):

@@ -1,7 +1,6 @@
 """Toy rating tables with a known signal (``recpie_core.rec.toy``), built once per session."""
 
 import pytest
-import torch
 
 from recpie_core.data.batches import load_rating_data
 from recpie_core.rec.toy import make_toy_split
@@ -22,10 +21,5 @@ def learnable_data():
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These models are tiny: on 2 shared cores a second OpenMP thread only waits for a
-    descheduled peer (measured 4 s vs 55 s for this folder under load). Restored after each test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every recommender test on one torch thread (tests/conftest.py)."""
