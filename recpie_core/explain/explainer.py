@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig, PreTrainedTokenizerBase, StoppingCriteriaList
 
 from recpie_core.explain.endings import SentenceEnds, SentenceStop, cut_completion, whole_explanation
-from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm
+from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm, peft_wrapping
 from recpie_core.explain.logprobs import layer_checkpointing, token_logprobs
 from recpie_core.explain.prompts import encode_data, encode_prompt
 from recpie_core.explain.soft_prompt import SoftPromptProjector
@@ -118,7 +118,8 @@ class Explainer:
         if overrides:
             cfg = LLMConfig.from_dict({**cfg.to_dict(), **overrides})
         base, tokenizer = load_causal_lm(cfg, cache_dir)
-        model = PeftModel.from_pretrained(base, folder, is_trainable=True)
+        with peft_wrapping():
+            model = PeftModel.from_pretrained(base, folder, is_trainable=True)
         projector = None
         if (folder / "soft_prompt.safetensors").is_file():
             projector = SoftPromptProjector.load(folder)

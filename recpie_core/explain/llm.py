@@ -21,6 +21,8 @@ import hashlib
 import importlib.util
 import json
 import logging
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -166,8 +168,18 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
+@contextmanager
+def peft_wrapping():
+    """peft's PeftModel asks transformers for ``is_gradient_checkpointing``, which transformers 5
+    deprecates with a FutureWarning per model: nothing a user can act on, so it is not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def add_lora(model: PreTrainedModel, cfg: LLMConfig) -> PeftModel:
     """Wrap ``model`` with fresh LoRA adapters on ``cfg.target_modules``; base weights frozen."""
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+    with peft_wrapping():
+        return get_peft_model(model, lora)

@@ -156,7 +156,7 @@ def fit_rating_model(model: RatingModel, data: RatingData, cfg: FitConfig, track
                    "samples_per_s": len(train) / max(seconds, 1e-9)}
             history.append(row)
             tracker.log_metrics({k: x for k, x in row.items() if k != "epoch" and math.isfinite(x)}, step=epoch)
-            log.info("%s epoch %d: train_loss %.4f valid_loss %.4f valid_rmse %.4f (unit) %.1fs",
+            log.debug("%s epoch %d: train_loss %.4f valid_loss %.4f valid_rmse %.4f (unit) %.1fs",
                      name, epoch, row["train_loss"], v["loss"], v["rmse"], seconds)
             bar.set_postfix(train=f"{row['train_loss']:.4f}", valid=f"{v['loss']:.4f}")
             if len(valid) == 0 or v["loss"] < best_v["loss"]:
@@ -164,10 +164,12 @@ def fit_rating_model(model: RatingModel, data: RatingData, cfg: FitConfig, track
                 best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
             elif epoch - best_epoch >= cfg.patience:
                 stopped_early = True
-                log.info("%s: no better validation loss for %d epochs, stopping", name, cfg.patience)
                 break
         bar.close()
 
+    log.info("%s: best epoch %d of %d%s, valid_rmse %.4f (unit)", name, best_epoch, len(history) - 1,
+             f" (stopped: {cfg.patience} epochs without a better validation loss)" if stopped_early else "",
+             best_v["rmse"])
     model.load_state_dict(best_state)
     model.eval()
     return FitResult(model=model, best_epoch=best_epoch, history=history, valid=best_v, stopped_early=stopped_early)
