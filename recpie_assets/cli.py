@@ -40,7 +40,8 @@ def _instance(home: Path):
 
 
 def cmd_synth(args) -> int:
-    from recpie_core.data.synthetic import SyntheticConfig, write_synthetic_google_local
+    from recpie_core.data.synthetic import SyntheticConfig
+    from recpie_core.data.synthetic_writer import write_synthetic_google_local
 
     cfg = SyntheticConfig(n_users=args.users, n_places=args.places, seed=args.seed)
     summary = write_synthetic_google_local(cfg, Path(args.out))

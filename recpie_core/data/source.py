@@ -8,7 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from recpie_core.data.google_local import SourceFiles, find_source_files
-from recpie_core.data.synthetic import SyntheticConfig, write_synthetic_google_local
+from recpie_core.data.synthetic import SyntheticConfig
+from recpie_core.data.synthetic_writer import write_synthetic_google_local
 from recpie_core.io import atomic_write
 
 

@@ -363,15 +363,3 @@ def star_cutpoints(cfg: SyntheticConfig, places: Places) -> np.ndarray:
     rng = np.random.default_rng([cfg.seed, 4])
     score = draw_reviews(rng, cfg, places, draw_users(rng, cfg, places, 0, 4096)).score
     return np.quantile(score, np.cumsum(cfg.star_shares)[:-1])
-
-
-_MOVED = ("write_synthetic_google_local", "SyntheticSummary", "truth_paths", "load_truth", "load_place_truth")
-
-
-def __getattr__(name: str):
-    """The writer and truth readers moved to ``synthetic_writer.py``; their old import path
-    still works (data/source.py, the CLI) until those import from there."""
-    if name in _MOVED:
-        from recpie_core.data import synthetic_writer
-        return getattr(synthetic_writer, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -157,11 +157,3 @@ def attention_readout(model: RecPIEDNN, tensors: RatingTensors, batch_size: int 
                   "received": dict(zip(TOKENS, received.tolist())),
                   "pos": received[TOKENS.index("pos")].item(), "neg": received[TOKENS.index("neg")].item()}
     return out
-
-
-def __getattr__(name: str):
-    """The renderers moved to ``render.py``; their old import path still works (report.py)."""
-    if name in ("results_markdown", "results_json", "plot_results"):
-        from recpie_core.rec import render
-        return getattr(render, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

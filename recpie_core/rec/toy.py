@@ -1,6 +1,6 @@
 """A small rating table with a known, learnable signal, for the recommenders' tests and bench.
 
-Not the Google Local generator (``recpie_core/data/synthetic.py`` writes real-format
+Not the Google Local generator (``recpie_core/data/synthetic.py`` and ``synthetic_writer.py`` write real-format
 files); this makes the ``user_temporal_split`` table directly, in memory:
 
     stars = round(3.6 + user bias + place bias + user-category affinity
