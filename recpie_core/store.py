@@ -58,6 +58,15 @@ def lora_adapter(k: int) -> str:
     return f"lora_adapter_r{k}"
 
 
+def round_asset(name: str) -> tuple[str, int] | None:
+    """``("recommender" | "lora_adapter" | "explanations", k)`` for a round's asset name, else None."""
+    for kind, spell in (("recommender", recommender), ("lora_adapter", lora_adapter), ("explanations", explanations)):
+        head, _, k = name.rpartition("_r")
+        if k.isdigit() and head == kind and spell(int(k)) == name:
+            return kind, int(k)
+    return None
+
+
 def round_model(k: int) -> str:
     """Round k's recommender as a model in predictions and the report."""
     return f"recpie_r{k}"

@@ -7,11 +7,12 @@ compare view, and where a run shows in the MLflow UI (``run_url``).
 
 from __future__ import annotations
 
-import re
 import subprocess
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
+
+from recpie_core import store
 
 
 class Tracker(Protocol):
@@ -97,21 +98,20 @@ STEP_SECTIONS = {
 # MLflow 3 opens an experiment without this tag on its GenAI pages (traces), empty for RecPIE;
 # the value is the UI's "custom model development" kind (mlflow/server/js, ExperimentKind).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
-ROUND_STEP = re.compile(r"(recommender|lora_adapter|explanations)_r(\d+)")
 UI_DEFAULT = "http://127.0.0.1:5000"  # `make mlflow` (mlflow ui) over a local store
 
 
 def step_kind(step: str) -> str:
     """The kind of step an asset name is: ``recommender_r2`` -> ``recommender``; others as named."""
-    found = ROUND_STEP.fullmatch(step)
-    return found.group(1) if found else "explanations" if step.startswith("explanations_") else step
+    found = store.round_asset(step)
+    return found[0] if found else "explanations" if step.startswith("explanations_") else step
 
 
 def step_tags(step: str) -> dict[str, str]:
     """``round`` and ``variant`` of a round's or a variant's step, so the compare view lines them up."""
-    found = ROUND_STEP.fullmatch(step)
+    found = store.round_asset(step)
     if found:
-        return {"round": found.group(2), "variant": "recpie"}
+        return {"round": str(found[1]), "variant": "recpie"}
     if step in ("explanation_only", "explanations_explanation_only"):
         return {"variant": "explanation_only"}
     return {"variant": step} if step in ("explanation_ladder", "baselines", "llm_direct") else {}

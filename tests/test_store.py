@@ -32,3 +32,12 @@ def test_a_fit_folder_reads_back_as_trained(tmp_path):
 
 def test_an_explainer_folder_without_an_update_has_no_pie_history(tmp_path):
     assert store.load_pie_history(tmp_path) == []
+
+
+def test_round_asset_reads_back_the_names_store_spells():
+    for k in (0, 1, 12):
+        assert store.round_asset(store.recommender(k)) == ("recommender", k)
+        assert store.round_asset(store.lora_adapter(k)) == ("lora_adapter", k)
+        assert store.round_asset(store.explanations(k)) == ("explanations", k)
+    for name in ("explanation_only", store.VARIANT_EXPLANATIONS, "recommender_rx", "baselines", "my_recommender_r1"):
+        assert store.round_asset(name) is None
