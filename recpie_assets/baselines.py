@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from recpie_assets.constants import GPU_POOL, GPU_TAGS
-from recpie_assets.metadata import table_metadata
+from recpie_assets.metadata import rounded, table_metadata
 from recpie_assets.resources import MlflowResource, RecpieResource
 from recpie_core import store
 
@@ -20,7 +20,7 @@ def baselines(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow:
                                   recpie.get_profile(), tracker)
     return dg.MaterializeResult(metadata={
         **table_metadata(out.path),
-        "test_rmse_stars": dg.MetadataValue.json({n: s["test_rmse_stars"] for n, s in out.summary.items()}),
+        "test_rmse_stars": dg.MetadataValue.json({n: round(s["test_rmse_stars"], 4) for n, s in out.summary.items()}),
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})
 
 
@@ -33,5 +33,5 @@ def llm_direct(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow
         out = steps.run_llm_direct(user_temporal_split, raw_places, recpie.paths.table("llm_direct"),
                                    recpie.get_profile(), store.caches(recpie.paths))
         tracker.log_metrics(out.summary)
-    return dg.MaterializeResult(metadata={**out.summary, **table_metadata(out.path),
+    return dg.MaterializeResult(metadata={**rounded(out.summary), **table_metadata(out.path),
                                           "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})

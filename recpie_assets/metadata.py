@@ -10,6 +10,15 @@ import polars as pl
 from recpie_core.io import scan_table
 
 
+def rounded(summary: dict, digits: int = 4) -> dict:
+    """A step's summary for the UI: floats (and floats in lists) to ``digits`` decimals."""
+    def r(v):
+        if isinstance(v, float):
+            return round(v, digits)
+        return [r(x) for x in v] if isinstance(v, list) else v
+    return {k: r(v) for k, v in summary.items()}
+
+
 def markdown_table(df: pl.DataFrame, max_chars: int = 60) -> str:
     """A small frame as a markdown table (cells cut at ``max_chars``)."""
     def cell(v) -> str:

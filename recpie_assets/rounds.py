@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from recpie_assets.constants import GPU_POOL, GPU_TAGS
-from recpie_assets.metadata import table_metadata
+from recpie_assets.metadata import rounded, table_metadata
 from recpie_assets.resources import MlflowResource, RecpieResource
 from recpie_core import store
 
@@ -25,7 +25,7 @@ HEAVY = {"pool": GPU_POOL, "op_tags": GPU_TAGS}
 
 
 def _result(out: "steps.Written", run_url: str, **extra) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={**out.summary, **extra, "mlflow_run": dg.MetadataValue.url(run_url)})
+    return dg.MaterializeResult(metadata={**rounded(out.summary), **extra, "mlflow_run": dg.MetadataValue.url(run_url)})
 
 
 @dg.asset(**HEAVY, kinds={"pytorch"}, metadata=MODELS, group_name="rounds")
@@ -114,10 +114,10 @@ def explanation_only(context: dg.AssetExecutionContext, recpie: RecpieResource, 
         out = steps.train_recommender(user_temporal_split, raw_places, texts.path, recommender,
                                       recpie.paths.model("explanation_only"), "explanation_only", profile, tracker)
         mlflow.log_summary(tracker.run_id, out.summary)
-    yield dg.MaterializeResult(asset_key=store.VARIANT_EXPLANATIONS, metadata={**texts.summary,
+    yield dg.MaterializeResult(asset_key=store.VARIANT_EXPLANATIONS, metadata={**rounded(texts.summary),
                                                                              **table_metadata(texts.path)})
     yield dg.MaterializeResult(asset_key="explanation_only", metadata={
-        **out.summary, "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})
+        **rounded(out.summary), "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})
 
 
 @dg.asset(ins={"recommender": dg.AssetIn(store.recommender(0))}, **HEAVY, kinds={"pytorch"}, metadata=MODELS,
@@ -132,4 +132,5 @@ def explanation_ladder(context: dg.AssetExecutionContext, recpie: RecpieResource
                                        recpie.paths.model("explanation_ladder"), recpie.get_profile(),
                                        store.caches(recpie.paths), recpie.truth_dir(), tracker)
     flat = {f"{rung}/{k}": v for rung, s in out.summary.items() for k, v in s.items() if isinstance(v, (int, float))}
-    return dg.MaterializeResult(metadata={**flat, "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})
+    return dg.MaterializeResult(metadata={**rounded(flat),
+                                          "mlflow_run": dg.MetadataValue.url(mlflow.run_url(tracker.run_id))})
