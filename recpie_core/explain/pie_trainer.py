@@ -114,7 +114,7 @@ def pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: Se
     ``step_offset + step``. ``user_vecs`` (N, user_dim) are the recommender's consumer vectors.
     The same arguments give the same update: LoRA dropout draws from torch's global generator,
     seeded here from the sampling seed and restored afterwards."""
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng():
         torch.manual_seed(cfg.generation.seed * 100_003 + step_offset)
         return _pie_update(explainer, pos_prompts, neg_prompts, user_vecs, reward_fn, cfg, tracker, step_offset)
 
