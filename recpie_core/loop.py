@@ -83,6 +83,11 @@ def pie_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, pro
     return pie_update(explainer, pos_prompts, neg_prompts, vecs, reward_fn, pie_cfg, tracker, step_offset)
 
 
+def _column(name: str, values: list | None, dtype) -> pl.Expr | pl.Series:
+    """A column of values, or all null where the variant writes no such explanation."""
+    return pl.lit(None, dtype=dtype).alias(name) if values is None else pl.Series(name, values, dtype=dtype)
+
+
 def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, prompts: pl.DataFrame,
                  encoder: TextEncoder, cfg: LoopConfig, progress: bool = False) -> pl.DataFrame:
     """Explanations for every train, valid and test row, with their embeddings.
@@ -117,8 +122,8 @@ def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData,
         problems = [", ".join([*p, *n]) for p, n in zip(pos_problems, neg_problems)]
         pos_emb, neg_emb = explanation_embeddings(encoder, pos, neg)
         parts.append(table.select(*KEY).with_columns(
-            pl.lit(name).alias("split"), pl.Series("pos_text", pos), pl.Series("neg_text", neg, dtype=pl.String),
-            pl.Series("pos_cut", pos_cut), pl.Series("neg_cut", neg_cut, dtype=pl.Boolean),
+            pl.lit(name).alias("split"), pl.Series("pos_text", pos), _column("neg_text", neg, pl.String),
+            pl.Series("pos_cut", pos_cut), _column("neg_cut", neg_cut, pl.Boolean),
             pl.Series("problems", problems),
             pl.Series("pos_emb", pos_emb.numpy()), pl.Series("neg_emb", neg_emb.numpy())))
         log.info("explained %d %s rows", len(tensors), name)
