@@ -14,12 +14,11 @@ import polars as pl
 import torch
 
 from recpie_core import steps, store
-from recpie_core.data.batches import to_unit
-from recpie_core.data.context import KEY
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile
 from recpie_core.rec.evaluate import ModelResult
 from recpie_core.rec.paired import compare_to_reference
+from recpie_core.report import model_result
 
 
 def round_parser(doc: str, work_help: str, out: str) -> argparse.ArgumentParser:
@@ -71,24 +70,14 @@ def run_round(home: RecpieHome, profile: Profile, train_r0: bool) -> dict:
     return out
 
 
-def predictions(frame: pl.DataFrame, name: str) -> tuple[ModelResult, torch.Tensor]:
-    """One model's test predictions (all seeds) and the unit-scale ratings, rows in key order."""
-    frame = frame.sort(["seed", *KEY])
-    per_seed = {int(s): torch.from_numpy(rows["prediction"].to_numpy().copy())
-                for (s,), rows in frame.group_by("seed", maintain_order=True)}
-    first = frame.filter(pl.col("seed") == frame["seed"][0])
-    y = torch.from_numpy(to_unit(first["rating"].cast(pl.Float32).to_numpy()))
-    return ModelResult.from_predictions(name, per_seed, y), y
-
-
 def model_predictions(home: RecpieHome, folder: str, name: str | None = None) -> tuple[ModelResult, torch.Tensor]:
-    return predictions(store.load_predictions(home.model(folder)), name or folder)
+    return model_result(name or folder, store.load_predictions(home.model(folder)))
 
 
 def best_baseline(home: RecpieHome) -> ModelResult:
     """The baseline with the lowest mean test RMSE (picking the comparator on test favours it, never RecPIE)."""
     frame = pl.read_parquet(home.table("baselines"))
-    results = [predictions(frame.filter(pl.col("model") == m), m)[0] for m in frame["model"].unique().sort()]
+    results = [model_result(m, frame.filter(pl.col("model") == m))[0] for m in frame["model"].unique().sort()]
     return min(results, key=lambda r: r.mean("rmse"))
 
 

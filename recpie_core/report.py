@@ -62,7 +62,7 @@ class ReportInputs:
         return len(self.recommenders) - 1
 
 
-def _result(name: str, frame: pl.DataFrame) -> tuple[ModelResult, torch.Tensor]:
+def model_result(name: str, frame: pl.DataFrame) -> tuple[ModelResult, torch.Tensor]:
     """A ModelResult from one model's prediction rows (all seeds), and the true ratings (unit
     scale) of its rows; rows in key order, the same order for every model."""
     per_seed = {}
@@ -175,7 +175,7 @@ def build_report(inputs: ReportInputs, reports: Path, profile: Profile, cache: C
 
     results, y_true = {}, None
     for name, frame in {REFERENCE: frames[round_model(best)], **frames}.items():
-        results[name], y = _result(name, frame)
+        results[name], y = model_result(name, frame)
         if y_true is not None and not torch.equal(y, y_true):
             raise ValueError(f"{name} was evaluated on other test rows than {REFERENCE}")
         y_true = y
