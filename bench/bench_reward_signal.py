@@ -19,23 +19,13 @@ from pathlib import Path
 
 import polars as pl
 
-from recpie_core import store
-from recpie_core.data.context import KEY
-from recpie_core.explain.ladder import find_review_truth, ladder_texts
+from recpie_core import steps, store
+from recpie_core.explain.ladder import find_review_truth
 from recpie_core.explain.prompt_table import build_prompts
-from recpie_core.loop import explanation_embeddings, with_explanations
+from recpie_core.loop import with_explanations
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import get_profile
 from recpie_core.reward_signal import reward_signal
-
-
-def rung_table(rung: str, prompts: pl.DataFrame, truth: pl.DataFrame | None, encoder) -> pl.DataFrame:
-    """A ladder rung's texts as an explanations table (key, pos_emb, neg_emb)."""
-    texts = ladder_texts(rung, prompts, truth)
-    neg = texts["neg_text"]
-    pos_emb, neg_emb = explanation_embeddings(encoder, texts["pos_text"].to_list(),
-                                              None if neg.null_count() else neg.to_list())
-    return texts.select(*KEY).with_columns(pl.Series("pos_emb", pos_emb.numpy()), pl.Series("neg_emb", neg_emb.numpy()))
 
 
 def main() -> None:
@@ -64,7 +54,7 @@ def main() -> None:
     prompts = build_prompts(inputs.split, inputs.places, profile.prompt)
     for rung in ("text_prompt", "ideal"):
         if (home.model("explanation_ladder") / rung).exists() and (rung != "ideal" or truth is not None):
-            tables[f"explanation_ladder/{rung}"] = rung_table(rung, prompts, truth, encoder)
+            tables[f"explanation_ladder/{rung}"] = steps.ladder_table(rung, prompts, truth, encoder)
 
     rows = []
     for folder, table in tables.items():

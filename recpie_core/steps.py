@@ -19,6 +19,7 @@ from recpie_core.data.context import KEY
 from recpie_core.explain.direct import direct_predict
 from recpie_core.explain.ladder import LADDER, find_review_truth, ladder_texts
 from recpie_core.explain.prompt_table import build_prompts
+from recpie_core.explain.text_encoder import TextEncoder
 from recpie_core.io import write_parquet_atomic
 from recpie_core.loop import (
     RecStepResult,
@@ -124,6 +125,15 @@ def generate_explanations(split: Path, places: Path, recommender: Path, adapter:
                          "seconds": round(time.perf_counter() - t0, 1)})
 
 
+def ladder_table(rung: str, prompts: pl.DataFrame, truth: pl.DataFrame | None, encoder: TextEncoder) -> pl.DataFrame:
+    """A ladder rung's texts as an explanations table: the key, ``pos_emb`` and ``neg_emb``."""
+    texts = ladder_texts(rung, prompts, truth)
+    neg = texts["neg_text"]
+    pos_emb, neg_emb = explanation_embeddings(encoder, texts["pos_text"].to_list(),
+                                              None if neg.null_count() else neg.to_list())
+    return texts.select(*KEY).with_columns(pl.Series("pos_emb", pos_emb.numpy()), pl.Series("neg_emb", neg_emb.numpy()))
+
+
 def explanation_ladder(split: Path, places: Path, recommender: Path, out: Path, profile: Profile, cache: Caches,
                        truth_dir: Path | None = None, tracker: Tracker = NullTracker()) -> Written:
     """The ladder's direct-text rungs (``explain.ladder``): each rung's texts embedded by the
@@ -142,15 +152,10 @@ def explanation_ladder(split: Path, places: Path, recommender: Path, out: Path, 
             log.info("no synthetic truth under %s: the ideal rung is skipped", truth_dir)
             continue
         t0 = time.perf_counter()
-        texts = ladder_texts(rung, prompts, truth)
-        neg = texts["neg_text"]
-        pos_emb, neg_emb = explanation_embeddings(encoder, texts["pos_text"].to_list(),
-                                                  None if neg.null_count() else neg.to_list())
-        table = texts.select(*KEY).with_columns(pl.Series("pos_emb", pos_emb.numpy()),
-                                                pl.Series("neg_emb", neg_emb.numpy()))
-        data = with_explanations(inputs.data, table)
+        data = with_explanations(inputs.data, ladder_table(rung, prompts, truth, encoder))
         result = rec_step(data, rung, profile.fit, profile.seeds, init_states=init,
-                          overrides={"expl_dim": pos_emb.shape[1]}, tracker=PrefixTracker(tracker, f"{rung}/"))
+                          overrides={"expl_dim": data.train.pos_emb.shape[1]},
+                          tracker=PrefixTracker(tracker, f"{rung}/"))
         store.save_fit(out / rung, result, data.test)
         summary[rung] = _round_summary(result, time.perf_counter() - t0)
         log.info("ladder %s: valid rmse %.4f (unit), test rmse %.4f (stars)", rung, result.valid_rmse,
