@@ -60,10 +60,10 @@ def lora_adapter(k: int) -> str:
 
 def round_asset(name: str) -> tuple[str, int] | None:
     """``("recommender" | "lora_adapter" | "explanations", k)`` for a round's asset name, else None."""
-    for kind, spell in (("recommender", recommender), ("lora_adapter", lora_adapter), ("explanations", explanations)):
-        head, _, k = name.rpartition("_r")
-        if k.isdigit() and head == kind and spell(int(k)) == name:
-            return kind, int(k)
+    spellings = {"recommender": recommender, "lora_adapter": lora_adapter, "explanations": explanations}
+    kind, _, k = name.rpartition("_r")
+    if kind in spellings and k.isdigit() and spellings[kind](int(k)) == name:
+        return kind, int(k)
     return None
 
 
