@@ -21,6 +21,7 @@ class LoopConfig:
     greedy: bool = True  # the recommender reads the policy's most likely explanation
     seeds: tuple[int, ...] = (0, 1, 2)  # recommender seeds (the LLM side runs once)
     seed: int = 0  # which training rows each round's PIE update draws; the fresh adapters' init
+    chunk_rows: int = 1024  # rows per part of the explanation pass: each finished part is kept, a killed pass resumes
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -29,5 +30,7 @@ class LoopConfig:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         if self.pie_pairs < 1:
             raise ValueError(f"pie_pairs must be >= 1, got {self.pie_pairs}")
+        if self.chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1 (rows per part of the explanation pass), got {self.chunk_rows}")
         if not self.seeds:
             raise ValueError("give at least one recommender seed")
