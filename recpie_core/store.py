@@ -2,6 +2,8 @@
 load and save functions for each artifact. Steps, the report and the case study ask it.
 
     warehouse/<asset>.parquet        every table asset (``RecpieHome.table``)
+    warehouse/<asset>.parts/<fingerprint>/<split>-<nnnnn>.parquet
+                                     an explanation pass's finished parts, until its table is written
     models/<asset>/                  every model asset (``RecpieHome.model``):
       recommender_r{k}/, explanation_only/, explanation_ladder/<rung>/   a *fit folder*:
         seed{s}/                     one checkpoint per seed (``rec.checkpoint``)
@@ -74,6 +76,12 @@ def round_model(k: int) -> str:
 
 def is_round_model(name: str) -> bool:
     return name.startswith("recpie_r")
+
+
+def explanation_parts(table: Path) -> Path:
+    """Where an explanations table's finished parts wait while its pass runs (``explain_parts``):
+    beside the table, so a killed pass resumes from them."""
+    return table.with_name(f"{table.stem}.parts")
 
 
 def sample_path(home: RecpieHome, table: Path) -> Path:
