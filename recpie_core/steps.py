@@ -31,9 +31,9 @@ from recpie_core.loop import (
 )
 from recpie_core.profiles import Profile
 from recpie_core.rec.evaluate import evaluate_model
-from recpie_core.rec.registry import model_entry
+from recpie_core.rec.registry import make_config, model_entry
 from recpie_core.store import Caches, load_explainer, load_inputs, load_round, make_encoder, save_encoder_cache
-from recpie_core.tracking import NullTracker, PrefixTracker, Tracker
+from recpie_core.tracking import NullTracker, PrefixTracker, Tracker, model_params, model_tags, summary_metrics
 
 log = logging.getLogger(__name__)
 
@@ -167,17 +167,25 @@ def explanation_ladder(split: Path, places: Path, recommender: Path, out: Path, 
 # --- baselines ---------------------------------------------------------------------------------
 
 def run_baselines(split: Path, places: Path, out: Path, profile: Profile, tracker: Tracker = NullTracker()) -> Written:
-    """Every baseline of the profile, same split, same early stopping, same seeds."""
+    """Every baseline of the profile, same split, same early stopping, same seeds. Each model is a
+    run of its own under ``tracker`` (``tracker.child``: its config as params, per-seed curves, the
+    summary under the round runs' metric names); the summary per model is a round's."""
     for name in profile.baselines:  # an unknown name fails here, before any training
         model_entry(name)
     inputs = load_inputs(split, places, profile.split.hist_len)
     frames, summary = [], {}
     for name in profile.baselines:
         t0 = time.perf_counter()
-        overrides = {"expl_dim": 1} if name == "recpie_no_expl" else None  # ignores explanations
-        result = evaluate_model(name, inputs.data, profile.seeds, profile.fit, overrides=overrides, tracker=tracker)
+        overrides = {"expl_dim": 1} if name == "recpie_no_expl" else {}  # ignores explanations
+        with tracker.child(name, model_tags(name, profile)) as run:
+            run.log_params(model_params(name, profile, make_config(name, task=profile.fit.task, **overrides)))
+            result = evaluate_model(name, inputs.data, profile.seeds, profile.fit, overrides=overrides, tracker=run)
+            summary[name] = {"valid_rmse_unit": sum(v["rmse"] for v in result.valid) / len(result.valid),
+                             "test_rmse_stars": result.mean("rmse"), "test_mae_stars": result.mean("mae"),
+                             "test_auc": result.mean("auc"), "seeds": len(result.seeds),
+                             "best_epochs": result.best_epochs, "seconds": round(time.perf_counter() - t0, 1)}
+            run.log_metrics(summary_metrics(summary[name]))
         frames.append(store.predictions_frame(name, dict(zip(result.seeds, result.predictions)), inputs.data.test))
-        summary[name] = {"test_rmse_stars": result.mean("rmse"), "seconds": round(time.perf_counter() - t0, 1)}
         log.info("baseline %s: test rmse %.4f (stars)", name, result.mean("rmse"))
     return Written(write_parquet_atomic(pl.concat(frames), out), summary)
 

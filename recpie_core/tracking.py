@@ -1,13 +1,17 @@
 """Metric logging that is a no-op by default, so notebooks and tests run without MLflow.
 
-Training loops take a ``Tracker``; the Dagster edge passes an ``MlflowTracker``. Below it, what
-each step's MLflow run records (``step_params``, ``step_tags``) so that runs line up in MLflow's
-compare view, and where a run shows in the MLflow UI (``run_url``).
+Training loops take a ``Tracker``; the Dagster edge passes an ``MlflowTracker``. A step that
+trains several models (the baselines) gives each its own run with ``Tracker.child``. Below it,
+what each run records (``step_params``, ``step_tags``, ``summary_metrics``, ``model_params``) so
+that rounds and baselines line up in MLflow's compare view, and where a run shows in the MLflow
+UI (``run_url``).
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +24,10 @@ class Tracker(Protocol):
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
 
+    def child(self, name: str, tags: dict[str, str]) -> AbstractContextManager[Tracker]:
+        """A run of its own under this one (one model of a step that trains several), closed on exit."""
+        ...
+
 
 class NullTracker:
     """Accepts everything, keeps nothing."""
@@ -29,6 +37,10 @@ class NullTracker:
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         pass
+
+    @contextmanager
+    def child(self, name: str, tags: dict[str, str]) -> Iterator[Tracker]:
+        yield self
 
 
 class PrefixTracker:
@@ -43,12 +55,17 @@ class PrefixTracker:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.inner.log_metrics({f"{self.prefix}{k}": v for k, v in metrics.items()}, step=step)
 
+    def child(self, name: str, tags: dict[str, str]) -> AbstractContextManager[Tracker]:
+        """The inner tracker's child: a run of its own has its own names, unprefixed."""
+        return self.inner.child(name, tags)
+
 
 class MlflowTracker:
-    """Logs to one MLflow run through the client API (no global active run, process-safe)."""
+    """Logs to one MLflow run through the client API (no global active run, process-safe).
+    ``inherit``: tags every child run gets too (the Dagster run id, which finds stale runs)."""
 
-    def __init__(self, client, run_id: str):
-        self.client, self.run_id = client, run_id
+    def __init__(self, client, run_id: str, inherit: dict[str, str] | None = None):
+        self.client, self.run_id, self.inherit = client, run_id, dict(inherit or {})
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -69,6 +86,20 @@ class MlflowTracker:
                  for k, v in metrics.items() if v is not None and math.isfinite(float(v))]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start:start + 1000])
+
+    @contextmanager
+    def child(self, name: str, tags: dict[str, str]) -> Iterator[MlflowTracker]:
+        """A nested run (``mlflow.parentRunId`` = this run) in the same experiment, closed FINISHED,
+        or FAILED when the block raises."""
+        experiment = self.client.get_run(self.run_id).info.experiment_id
+        run = self.client.create_run(experiment, run_name=name,
+                                     tags={"mlflow.parentRunId": self.run_id, **self.inherit, **tags})
+        try:
+            yield MlflowTracker(self.client, run.info.run_id, self.inherit)
+        except BaseException:
+            self.client.set_terminated(run.info.run_id, "FAILED")
+            raise
+        self.client.set_terminated(run.info.run_id, "FINISHED")
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -92,6 +123,7 @@ STEP_SECTIONS = {
     "lora_adapter": ("pie", "llm", "prompt", "loop.pie_pairs", "loop.seed", "encoder"),
     "explanations": ("loop.generation", "loop.greedy", "loop.seed", "llm", "prompt", "encoder"),
     "baselines": ("fit", "split", "baselines", "loop.seeds"),
+    "baseline": ("fit", "split", "loop.seeds"),  # one baseline model's own run (``model_params``)
     "llm_direct": ("direct", "llm", "prompt"),
     "evaluation_report": ("report_bootstrap", "loop.rounds", "loop.seeds"),
 }
@@ -123,6 +155,35 @@ def step_params(step: str, profile) -> dict[str, Any]:
     prefixes = STEP_SECTIONS.get(step_kind(step), ())
     picked = {k: v for k, v in whole.items() if any(k == p or k.startswith(f"{p}.") for p in prefixes)}
     return {"profile": profile.name, **picked, **step_tags(step)}
+
+
+def model_params(model: str, profile, model_config) -> dict[str, Any]:
+    """One baseline model's run: the settings its fit reads, named as a round recommender's
+    (``fit.*``, ``split.*``, ``loop.seeds``), plus the model's name and its config as ``model.*``."""
+    return {**step_params("baseline", profile), "model": model,
+            **{f"model.{k}": v for k, v in _flatten(asdict(model_config)).items()}}
+
+
+def model_tags(model: str, profile) -> dict[str, str]:
+    """Tags of one baseline model's run: filter the baselines with ``tags.kind = 'baseline'``."""
+    return {"kind": "baseline", "model": model, "profile": profile.name}
+
+
+# A recommender step's summary (``steps._round_summary``: unit-scale validation RMSE, test metrics in
+# stars, means over seeds) -> the metric names every round, variant and baseline run carries.
+SUMMARY_METRICS = {"valid_rmse_unit": "valid_rmse", "test_rmse_stars": "test_rmse", "test_mae_stars": "test_mae",
+                   "test_auc": "test_auc"}
+
+
+def summary_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """``valid_rmse`` (stars: 4 x the unit scale), ``test_rmse``, ``test_mae`` (stars) and ``test_auc``,
+    means over seeds, from a recommender step's summary: what the compare view lines runs up by."""
+    missing = sorted(set(SUMMARY_METRICS) - set(summary))
+    if missing:
+        raise KeyError(f"a recommender summary needs {', '.join(SUMMARY_METRICS)}; missing {', '.join(missing)}")
+    scale = {"valid_rmse_unit": 4.0}  # (r - 1) / 4 back to stars
+    return {name: scale.get(key, 1.0) * summary[key] for key, name in SUMMARY_METRICS.items()
+            if summary[key] is not None}
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:

@@ -48,6 +48,8 @@ class ModelResult:
     best_epochs: list[int | None] = field(default_factory=list)  # per seed; None when not fitted here
     predictions: list[Tensor] = field(default_factory=list)  # per seed: (N,) unit-scale test predictions
     model: RatingModel | None = None  # the fitted model of the first seed
+    valid: list[dict[str, float]] = field(default_factory=list)  # per seed: loss, rmse, mae, auc on the
+    # validation rows at the best epoch (unit scale); empty when not fitted here
 
     @classmethod
     def from_predictions(cls, name: str, per_seed_predictions: Sequence[Tensor] | Mapping[int, Tensor],
@@ -82,23 +84,25 @@ class ModelResult:
 
 def evaluate_model(name: str, data: RatingData, seeds: Sequence[int], fit_cfg: FitConfig,
                    overrides: dict[str, Any] | None = None, tracker: Tracker = NullTracker()) -> ModelResult:
-    """Build, fit (early-stopped on ``data.valid``) and test registered model ``name`` once per seed."""
+    """Build, fit (early-stopped on ``data.valid``) and test registered model ``name`` once per seed.
+
+    ``tracker`` is the model's own run: each seed's fit logs under ``seed{s}/``, as a round
+    recommender's does; the summary over seeds is the caller's to log (``steps.run_baselines``)."""
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed")
     overrides = {"task": fit_cfg.task, **(overrides or {})}
-    preds, best_epochs, first_model = [], [], None
+    preds, best_epochs, valid, first_model = [], [], [], None
     for seed in seeds:
         with seeded(seed, fit_cfg.device):
             model = build_model(name, data.vocab.n_users, data.vocab.n_places, data.vocab.n_categories, **overrides)
-        fit = fit_rating_model(model, data, replace(fit_cfg, seed=seed), PrefixTracker(tracker, f"{name}/seed{seed}/"))
+        fit = fit_rating_model(model, data, replace(fit_cfg, seed=seed), PrefixTracker(tracker, f"seed{seed}/"))
         preds.append(predict(fit.model, data.test))
         best_epochs.append(fit.best_epoch)
+        valid.append(dict(fit.valid))
         if first_model is None:
             first_model = fit.model
     result = ModelResult.from_predictions(name, dict(zip(seeds, preds)), data.test.rating, best_epochs, first_model)
-    tracker.log_metrics({f"{name}/test_{m}": result.mean(m) for m in METRICS if math.isfinite(result.mean(m))}
-                        | {f"{name}/test_unit_{m}": result.mean(m, "unit") for m in ("rmse", "mae")
-                           if math.isfinite(result.mean(m, "unit"))})
+    result.valid = valid
     return result
 
 
