@@ -195,6 +195,11 @@ def load_predictions(folder: Path) -> pl.DataFrame:
     return pl.read_parquet(folder / PREDICTIONS)
 
 
+def fit_seeds(folder: Path) -> list[int]:
+    """The seeds a fit folder holds a recommender of, in the order they were trained."""
+    return [int(s) for s in json.loads((folder / FIT).read_text())["fits"]]
+
+
 def fit_valid_rmse(folder: Path) -> float:
     """Mean validation RMSE (unit scale) over seeds of a fit folder."""
     fits = json.loads((folder / FIT).read_text())["fits"]
