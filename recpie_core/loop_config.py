@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from recpie_core.explain.engine_config import EngineConfig
 from recpie_core.explain.generation import GenerationConfig
 
 VARIANTS = ("recpie", "explanation_only")
@@ -22,6 +23,7 @@ class LoopConfig:
     seeds: tuple[int, ...] = (0, 1, 2)  # recommender seeds (the LLM side runs once)
     seed: int = 0  # which training rows each round's PIE update draws; the fresh adapters' init
     chunk_rows: int = 1024  # rows per part of the explanation pass: each finished part is kept, a killed pass resumes
+    engine: EngineConfig = EngineConfig()  # which engine writes the explanation pass (hf | vllm | auto), vLLM's setup
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
