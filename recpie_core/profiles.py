@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from recpie_core.data.split import FilterConfig, SplitConfig
 from recpie_core.data.synthetic import SyntheticConfig
 from recpie_core.explain.direct_config import DirectConfig
+from recpie_core.explain.engine_config import EngineConfig
 from recpie_core.explain.generation import GenerationConfig
 from recpie_core.explain.llm_config import LLMConfig
 from recpie_core.explain.pie_config import PIEConfig
@@ -75,6 +76,9 @@ PIE_CHOSEN = PIEConfig(objective="ppo", baseline="batch_mean", lr=2e-3, ppo_epoc
                        micro_batch=16, generation=WHOLE, trim_cut=True)
 SMOKE_GEN = GenerationConfig(max_new_tokens=6, batch_size=64)
 PAPER_GEN = GenerationConfig(max_new_tokens=64, batch_size=256, stop_at_sentence=True, min_new_tokens=8)
+# The paper's explanation pass on a GPU: vLLM when installed (HF otherwise), compiled (CUDA graphs),
+# its KV cache sized by the GPU share it may take next to the HF explainer (16 GB in bf16).
+PAPER_ENGINE = EngineConfig(engine="auto", enforce_eager=False, kv_cache_gb=0, gpu_memory_utilization=0.6)
 
 PROFILES: dict[str, Profile] = {
     "demo": Profile(
@@ -122,7 +126,8 @@ PROFILES: dict[str, Profile] = {
         filter=FilterConfig(mode="users", min_ratings=5),
         split=SplitConfig(hist_len=50),
         fit=FitConfig(lr=0.01, batch_size=256, epochs=10, patience=3, device="cuda"),
-        loop=LoopConfig(rounds=3, pie_pairs=4096, generation=PAPER_GEN, greedy=False, seeds=tuple(range(10))),
+        loop=LoopConfig(rounds=3, pie_pairs=4096, generation=PAPER_GEN, greedy=False, seeds=tuple(range(10)),
+                        engine=PAPER_ENGINE),
         llm=LLMConfig(model="meta-llama/Llama-3.1-8B-Instruct", device="cuda", dtype="bfloat16"),
         pie=PIEConfig(steps=200, batch_size=64, micro_batch=16, generation=PAPER_GEN),
         prompt=PromptConfig(max_history=20),
