@@ -18,9 +18,9 @@ import json
 from pathlib import Path
 
 import polars as pl
+from round_homes import review_truth
 
 from recpie_core import steps, store
-from recpie_core.explain.ladder import find_review_truth
 from recpie_core.explain.prompt_table import build_prompts
 from recpie_core.loop import with_explanations
 from recpie_core.paths import RecpieHome
@@ -48,8 +48,7 @@ def main() -> None:
     while home.table(store.explanations(k)).exists():
         tables[store.recommender(k)] = pl.read_parquet(home.table(store.explanations(k)))
         k += 1
-    truth_dir = args.truth or next(iter(sorted(home.raw.glob("*/"))), None)
-    truth_file = find_review_truth(truth_dir)
+    truth_file = review_truth(home, args.truth)
     truth = pl.read_parquet(truth_file) if truth_file is not None else None
     prompts = build_prompts(inputs.split, inputs.places, profile.prompt)
     for rung in ("text_prompt", "ideal"):

@@ -14,6 +14,7 @@ import polars as pl
 import torch
 
 from recpie_core import steps, store
+from recpie_core.explain.ladder import find_review_truth
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import Profile
 from recpie_core.rec.evaluate import ModelResult
@@ -54,20 +55,28 @@ def linked_home(source: RecpieHome, folder: Path, split: pl.DataFrame | None = N
     return home
 
 
-def run_round(home: RecpieHome, profile: Profile, train_r0: bool) -> dict:
-    """Round 1 as the assets run it (after ``recommender_r0`` when asked); the steps' summaries."""
+def run_round(home: RecpieHome, profile: Profile, train_r0: bool, reward_from: Path | None = None) -> dict:
+    """Round 1 as the assets run it (after ``recommender_r0`` when asked); the steps' summaries.
+    ``reward_from``: the fit folder whose recommender scores the PIE samples (default ``recommender_r0``,
+    as the pipeline does); the soft prompts and the warm start stay ``recommender_r0``'s."""
     t0, cache = time.perf_counter(), store.caches(home)
     split, places = home.table("user_temporal_split"), home.table("raw_places")
     r0, r1 = home.model(store.recommender(0)), home.model(store.recommender(1))
     adapter, table = home.model(store.lora_adapter(1)), home.table(store.explanations(1))
     out = {"recommender_r0": steps.train_recommender_r0(split, places, r0, profile, cache).summary} if train_r0 else {}
-    out["lora_adapter_r1"] = steps.update_lora(split, places, r0, None, adapter, 1, profile, cache).summary
+    out["lora_adapter_r1"] = steps.update_lora(split, places, reward_from or r0, None, adapter, 1, profile,
+                                               cache).summary
     out["explanations_r1"] = steps.generate_explanations(split, places, r0, adapter, table,
                                                          store.sample_path(home, table), profile, cache).summary
     out["recommender_r1"] = steps.train_recommender(split, places, table, r0, r1, store.round_model(1),
                                                     profile).summary
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
+
+
+def review_truth(home: RecpieHome, folder: Path | None = None) -> Path | None:
+    """The synthetic truth file of a home's reviews (in ``folder``, default the first source folder under raw/)."""
+    return find_review_truth(folder or next(iter(sorted(home.raw.glob("*/"))), None))
 
 
 def model_predictions(home: RecpieHome, folder: str, name: str | None = None) -> tuple[ModelResult, torch.Tensor]:
