@@ -33,7 +33,9 @@ def build_definitions(profile: str, home: str, source: str = "", retrain_cron: s
     for k in range(1, prof.rounds + 1):
         assets += rounds.build_round_assets(k)
     # the whole graph as one job (the UI's "materialize all"), retrained on new files or a timetable
-    full = dg.define_asset_job("recpie_full", selection=dg.AssetSelection.all(), tags={"recpie/gpu": "true"})
+    full = dg.define_asset_job("recpie_full", selection=dg.AssetSelection.all(), tags={"recpie/gpu": "true"},
+                               description="The whole RecPIE graph: ingestion, split, rounds, variants, baselines, "
+                                           "report and champion.")
     return dg.Definitions(
         assets=assets,
         jobs=[full],

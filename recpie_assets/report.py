@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from recpie_assets.metadata import image_markdown
 from recpie_assets.resources import MlflowResource, RecpieResource
 from recpie_core import store
 
@@ -33,8 +34,8 @@ def build_report_asset(rounds: int) -> dg.AssetsDefinition:
     @dg.asset(ins={n: dg.AssetIn(n) for n in names}, kinds={"mlflow"}, group_name="report")
     def evaluation_report(context: dg.AssetExecutionContext, recpie: RecpieResource, mlflow: MlflowResource,
                           **upstream: Path) -> dg.MaterializeResult:
-        """RMSE/MAE (stars and unit scale) and AUC per model; explanation quality; attention readout.
-        The ``champion`` asset then registers the selected round (``recpie_assets.champion``)."""
+        """RMSE/MAE (stars and unit scale) and AUC per model, explanation quality and attention, with plots."""
+        # the ``champion`` asset then registers the selected round (``recpie_assets.champion``)
         from recpie_core.report import build_report
 
         home, inputs = recpie.paths, _report_inputs(rounds, upstream)
@@ -45,8 +46,9 @@ def build_report_asset(rounds: int) -> dg.AssetsDefinition:
                 mlflow.log_folder(tracker.run_id, home.reports / name, "report")
         return dg.MaterializeResult(metadata={
             "report": dg.MetadataValue.md((home.reports / "evaluation.md").read_text()),
-            "plot": dg.MetadataValue.path(str(home.reports / "evaluation.png")),
-            "ladder_plot": dg.MetadataValue.path(str(home.reports / "ladder.png")),
+            "plot": image_markdown(home.reports / "evaluation.png", "test RMSE per model"),
+            "ladder_plot": image_markdown(home.reports / "ladder.png", "explanation ladder and PIE reward"),
+            "plot_files": dg.MetadataValue.path(str(home.reports)),
             "json": dg.MetadataValue.path(str(home.reports / "evaluation.json")),
             "selected_round": doc["selected_round"],
             "recpie_rmse_stars": doc["models"]["recpie"]["rmse"],

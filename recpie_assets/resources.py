@@ -187,18 +187,25 @@ class MlflowResource(dg.ConfigurableResource):
         return run.info.run_id
 
     @contextmanager
-    def step_run(self, context: dg.AssetExecutionContext, name: str, recpie: RecpieResource):
-        """A nested MLflow run for one asset step, with the settings it reads as params; closed
-        FINISHED or FAILED whatever happens."""
+    def step_run(self, context: dg.AssetExecutionContext, name: str, recpie: RecpieResource,
+                 profile: Profile | None = None, overrides: dict | None = None):
+        """A nested MLflow run for one asset step, with the settings it reads as params (from
+        ``profile``: the home's profile with the step's Launchpad settings, ``overrides``, applied;
+        default the home's profile), the overrides also as a tag; closed FINISHED or FAILED whatever
+        happens. Child runs (``tracker.child``) carry the Dagster run id too."""
+        import json
+
         from recpie_core.tracking import MlflowTracker, step_params, step_tags
 
         client = self.client()
         parent = self.parent_run_id(context.run_id, recpie)
+        extra = {"recpie_overrides": json.dumps(overrides, sort_keys=True)} if overrides else {}
         run = client.create_run(self.experiment_id(), run_name=name, tags={
-            "mlflow.parentRunId": parent, "dagster_run_id": context.run_id, "dagster_asset": name, **step_tags(name)})
-        tracker = MlflowTracker(client, run.info.run_id)
+            "mlflow.parentRunId": parent, "dagster_run_id": context.run_id, "dagster_asset": name, **step_tags(name),
+            **extra})
+        tracker = MlflowTracker(client, run.info.run_id, inherit={"dagster_run_id": context.run_id})
         try:
-            tracker.log_params(step_params(name, recpie.get_profile()))
+            tracker.log_params(step_params(name, profile or recpie.get_profile()))
             crash_point(name)  # crash tests: inside the step, after its MLflow run started
             yield tracker
         except BaseException:
@@ -266,13 +273,12 @@ class MlflowResource(dg.ConfigurableResource):
         return f"{client.get_run(run_id).info.artifact_uri}/recommender"
 
     def log_summary(self, run_id: str, summary: dict) -> None:
-        """A recommender step's summary as ``valid_rmse``/``test_rmse`` (stars, mean over seeds) and
-        ``test_auc``: the names the compare view lines rounds and variants up by."""
-        from recpie_core.tracking import MlflowTracker
+        """A recommender step's summary as ``valid_rmse``/``test_rmse``/``test_mae`` (stars, mean over
+        seeds) and ``test_auc``: the names the compare view lines rounds, variants and baselines up by
+        (``recpie_core.tracking.summary_metrics``)."""
+        from recpie_core.tracking import MlflowTracker, summary_metrics
 
-        MlflowTracker(self.client(), run_id).log_metrics({"valid_rmse": 4 * summary["valid_rmse_unit"],
-                                                          "test_rmse": summary["test_rmse_stars"],
-                                                          "test_auc": summary["test_auc"]})
+        MlflowTracker(self.client(), run_id).log_metrics(summary_metrics(summary))
 
     def register_recommender(self, folder: Path, round_: int, profile: str) -> str:
         """A registry version of ``model_name`` for the fit folder ``folder``, from the training run that

@@ -51,7 +51,7 @@ def train(split_path, places_path, out, lr=0.01, epochs=1, explanations=None):
     result = rec_step(data, "recpie_r0", FitConfig(batch_size=128, epochs=epochs, lr=lr, progress=False), (0, 1),
                       overrides={"expl_dim": 8, "hist_len": HIST})
     summary = {"valid_rmse_unit": result.valid_rmse, "test_rmse_stars": result.test.mean("rmse"),
-               "test_auc": result.test.mean("auc")}
+               "test_mae_stars": result.test.mean("mae"), "test_auc": result.test.mean("auc")}
     return store.save_fit(out, result, data.test), summary
 
 

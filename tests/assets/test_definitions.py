@@ -70,3 +70,21 @@ def test_the_deploy_config_passes_what_the_code_location_reads():
     assert set(CODE_LOCATION_ENV) <= set(env)
     assert [m["mountPath"] for m in launcher["volume_mounts"]] == [env["RECPIE_HOME"]]
     assert {v["name"] for v in launcher["volumes"]} == {m["name"] for m in launcher["volume_mounts"]}
+
+
+def test_every_asset_check_job_schedule_and_sensor_says_what_it_is_in_one_line(tmp_path):
+    defs = build_definitions("demo", str(tmp_path))
+    described = {}
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        described |= {f"asset {k.to_user_string()}": assets_def.descriptions_by_key.get(k) for k in assets_def.keys}
+        described |= {f"check {s.name}": s.description for s in assets_def.check_specs}
+    described |= {f"check {s.name}": s.description for c in defs.asset_checks for s in c.check_specs}
+    described |= {f"job {j.name}": j.description for j in defs.jobs}
+    described |= {f"schedule {s.name}": s.description for s in defs.schedules}
+    described |= {f"sensor {s.name}": s.description for s in defs.sensors}
+    assert {"job recpie_full", "asset lora_adapter_r2", "check beats_champion", "sensor new_source_files"} \
+        <= set(described)
+    missing = sorted(name for name, text in described.items() if not (text or "").strip())
+    multi_line = sorted(name for name, text in described.items() if "\n" in (text or "").strip())
+    assert not missing and not multi_line, (missing, multi_line)
+    assert "Round 2's" in described["asset lora_adapter_r2"]  # each round says which it is

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from recpie_assets.resources import MlflowResource, RecpieResource
-from recpie_core.tracking import EXPERIMENT_TAGS, run_url
+from recpie_core.tracking import EXPERIMENT_TAGS, run_url, summary_metrics
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,27 @@ def test_run_links_point_to_the_server_in_use(uri, base):
 
 def test_the_resource_links_its_own_runs(mlflow_res):
     assert mlflow_res.run_url("r1") == f"http://127.0.0.1:5000/#/experiments/{mlflow_res.experiment_id()}/runs/r1"
+
+
+def test_a_child_run_nests_under_the_step_and_carries_its_dagster_run(mlflow_res, recpie):
+    context = dg.build_asset_context()
+    with mlflow_res.step_run(context, "baselines", recpie) as tracker:
+        with tracker.child("mf", {"kind": "baseline", "model": "mf"}) as child:
+            child.log_metrics({"test_rmse": 1.1})
+        with pytest.raises(RuntimeError):
+            with tracker.child("sasrec", {"kind": "baseline"}) as broken:
+                raise RuntimeError("boom")
+    client = MlflowClient(mlflow_res.uri())
+    mf, sasrec = client.get_run(child.run_id), client.get_run(broken.run_id)
+    assert mf.info.run_name == "mf" and mf.data.tags["mlflow.parentRunId"] == tracker.run_id
+    assert mf.info.experiment_id == client.get_run(tracker.run_id).info.experiment_id
+    assert mf.data.tags["dagster_run_id"] == context.run_id and mf.data.tags["kind"] == "baseline"
+    assert mf.data.metrics == {"test_rmse": 1.1} and mf.info.status == "FINISHED"
+    assert sasrec.info.status == "FAILED"
+
+
+def test_summaries_are_logged_under_the_names_rounds_and_baselines_share():
+    summary = {"valid_rmse_unit": 0.25, "test_rmse_stars": 1.05, "test_mae_stars": 0.8, "test_auc": None, "seeds": 3}
+    assert summary_metrics(summary) == {"valid_rmse": 1.0, "test_rmse": 1.05, "test_mae": 0.8}  # valid in stars
+    with pytest.raises(KeyError, match="missing test_mae_stars"):
+        summary_metrics({"valid_rmse_unit": 0.25, "test_rmse_stars": 1.0, "test_auc": 0.5})
