@@ -83,6 +83,13 @@ class SentenceEncoder:
             return torch.zeros(0, self.dim)
         return torch.stack([self._cache[k] for k in keys])  # (N, dim)
 
+    def remember(self, texts: Sequence[str], vectors: Tensor) -> None:
+        """Cache embeddings (N, dim) computed earlier, for texts not cached yet. A text's embedding
+        depends in its last bits on the batch it was first encoded in; a resumed explanation pass
+        gives its finished parts' embeddings back, so the rest embed as in an uninterrupted pass."""
+        for key, vec in zip((text_key(t) for t in texts), vectors.float()):
+            self._cache.setdefault(key, vec)
+
     def _meta(self) -> dict[str, str]:
         return {"model": self.path, "dim": str(self.dim)}
 
