@@ -23,13 +23,14 @@ import torch
 from torch import Tensor
 
 from recpie_core.data.align import align
-from recpie_core.data.batches import RatingData, RatingTensors
+from recpie_core.data.batches import SPLITS, RatingData, RatingTensors
 from recpie_core.data.context import KEY
 from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.pie import rating_reward
 from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
 from recpie_core.explain.screen import screen_generated
-from recpie_core.explain.text_encoder import TextEncoder
+from recpie_core.explain.text_encoder import SentenceEncoder, TextEncoder
+from recpie_core.explain_parts import Chunk, PartFolder, build_in_parts, plan_chunks
 from recpie_core.loop_config import LoopConfig
 from recpie_core.rec.evaluate import ModelResult
 from recpie_core.rec.fit import FitConfig, FitResult, fit_rating_model, predict
@@ -89,7 +90,8 @@ def _column(name: str, values: list | None, dtype) -> pl.Expr | pl.Series:
 
 
 def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, prompts: pl.DataFrame,
-                 encoder: TextEncoder, cfg: LoopConfig, progress: bool = False) -> pl.DataFrame:
+                 encoder: TextEncoder, cfg: LoopConfig, parts: PartFolder | None = None,
+                 progress: bool = False) -> pl.DataFrame:
     """Explanations for every train, valid and test row, with their embeddings.
 
     The soft prompt reads ``recommender``'s consumer embeddings (the first seed's model).
@@ -98,36 +100,67 @@ def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData,
     or word: the recommender never reads a word cut in half), ``problems`` (what
     ``screen.check_explanation`` flagged: such a text is replaced by ``screen.FALLBACK`` before it
     is embedded or stored), ``pos_emb`` and ``neg_emb`` (lists of floats).
+
+    The pass runs in chunks of ``cfg.chunk_rows`` rows per split (``explain_parts``). With
+    ``parts``, each finished chunk is written there at once and a rerun makes only the missing
+    ones. Chunk c of a split samples under seed ``generation.seed + c`` whatever was done before,
+    so a resumed pass gives the table an uninterrupted one gives (and a split in one chunk the
+    table of a pass without chunks).
     """
-    parts, max_chars = [], cfg.generation.max_chars
-    for name in ("train", "valid", "test"):
+    tables, vecs = {}, {}
+    for name in SPLITS:
         tensors = data.part(name)
-        if len(tensors) == 0:
-            continue
-        table = align(prompts, tensors)
-        vecs = user_vectors(recommender, tensors)
-        gen = {**cfg.generation.generate_kwargs(cfg.greedy), "progress": progress}
-        pos_prompts, neg_prompts = table["pos_prompt"].to_list(), table["neg_prompt"]
-        if neg_prompts.null_count():  # single-explanation variants
-            pos_ids, pos_ended = explainer.generate_ids(pos_prompts, vecs, **gen)
-            neg_ids = neg_ended = None
-        else:  # a pair's two prompts share their prefix: prefilled once
-            pos_ids, neg_ids, pos_ended, neg_ended = explainer.generate_pair_ids(
-                pos_prompts, neg_prompts.to_list(), vecs, **gen)
-        pos, pos_cut, pos_problems = screen_generated(explainer.decode(pos_ids), pos_ended, max_chars=max_chars)
-        if neg_ids is not None:
-            neg, neg_cut, neg_problems = screen_generated(explainer.decode(neg_ids), neg_ended, max_chars=max_chars)
-        else:
-            neg, neg_cut, neg_problems = None, None, [[]] * len(pos)
-        problems = [", ".join([*p, *n]) for p, n in zip(pos_problems, neg_problems)]
-        pos_emb, neg_emb = explanation_embeddings(encoder, pos, neg)
-        parts.append(table.select(*KEY).with_columns(
-            pl.lit(name).alias("split"), pl.Series("pos_text", pos), _column("neg_text", neg, pl.String),
-            pl.Series("pos_cut", pos_cut), _column("neg_cut", neg_cut, pl.Boolean),
-            pl.Series("problems", problems),
-            pl.Series("pos_emb", pos_emb.numpy()), pl.Series("neg_emb", neg_emb.numpy())))
-        log.info("explained %d %s rows", len(tensors), name)
-    return pl.concat(parts)
+        if len(tensors):
+            tables[name], vecs[name] = align(prompts, tensors), user_vectors(recommender, tensors)
+
+    def explain_chunk(chunk: Chunk) -> pl.DataFrame:
+        rows = slice(chunk.start, chunk.stop)
+        return explain_rows(explainer, encoder, tables[chunk.split][rows], vecs[chunk.split][rows], chunk.split,
+                            cfg, seed=cfg.generation.seed + chunk.index)
+
+    chunks = plan_chunks({name: t.height for name, t in tables.items()}, cfg.chunk_rows)
+    if parts is not None:
+        remember_finished(encoder, parts, chunks)
+    return build_in_parts(chunks, explain_chunk, parts, progress)
+
+
+def remember_finished(encoder: TextEncoder, parts: PartFolder, chunks: list[Chunk]) -> None:
+    """The sentence encoder embeds a text once and caches it, and the value depends in its last bits
+    on the batch it was first encoded in: hand it the embeddings the finished parts' texts got, so a
+    resumed pass embeds the missing parts exactly as the uninterrupted pass did."""
+    if not isinstance(encoder, SentenceEncoder):  # no cache (the LLM's hidden states)
+        return
+    for chunk in (c for c in chunks if parts.has(c)):
+        table = parts.load(chunk)
+        for text, emb in (("pos_text", "pos_emb"), ("neg_text", "neg_emb")):
+            if table[text].null_count() == 0:  # a single-explanation variant has no negative texts
+                encoder.remember(table[text].to_list(), torch.from_numpy(table[emb].to_numpy().copy()))
+
+
+def explain_rows(explainer: Explainer, encoder: TextEncoder, table: pl.DataFrame, vecs: Tensor, split: str,
+                 cfg: LoopConfig, seed: int) -> pl.DataFrame:
+    """``explain_step``'s table for the rows of ``table`` (prompts aligned to the rows) and their
+    consumer vectors ``vecs`` (N, dim): generate, screen, embed."""
+    gen, max_chars = {**cfg.generation.generate_kwargs(cfg.greedy), "seed": seed}, cfg.generation.max_chars
+    pos_prompts, neg_prompts = table["pos_prompt"].to_list(), table["neg_prompt"]
+    if neg_prompts.null_count():  # single-explanation variants
+        pos_ids, pos_ended = explainer.generate_ids(pos_prompts, vecs, **gen)
+        neg_ids = neg_ended = None
+    else:  # a pair's two prompts share their prefix: prefilled once
+        pos_ids, neg_ids, pos_ended, neg_ended = explainer.generate_pair_ids(
+            pos_prompts, neg_prompts.to_list(), vecs, **gen)
+    pos, pos_cut, pos_problems = screen_generated(explainer.decode(pos_ids), pos_ended, max_chars=max_chars)
+    if neg_ids is not None:
+        neg, neg_cut, neg_problems = screen_generated(explainer.decode(neg_ids), neg_ended, max_chars=max_chars)
+    else:
+        neg, neg_cut, neg_problems = None, None, [[]] * len(pos)
+    problems = [", ".join([*p, *n]) for p, n in zip(pos_problems, neg_problems)]
+    pos_emb, neg_emb = explanation_embeddings(encoder, pos, neg)
+    return table.select(*KEY).with_columns(
+        pl.lit(split).alias("split"), pl.Series("pos_text", pos), _column("neg_text", neg, pl.String),
+        pl.Series("pos_cut", pos_cut), _column("neg_cut", neg_cut, pl.Boolean),
+        pl.Series("problems", problems),
+        pl.Series("pos_emb", pos_emb.numpy()), pl.Series("neg_emb", neg_emb.numpy()))
 
 
 def with_explanations(data: RatingData, explanations: pl.DataFrame) -> RatingData:

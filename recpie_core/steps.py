@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +20,7 @@ from recpie_core.explain.direct import direct_predict
 from recpie_core.explain.ladder import LADDER, find_review_truth, ladder_texts
 from recpie_core.explain.prompt_table import build_prompts
 from recpie_core.explain.text_encoder import TextEncoder
+from recpie_core.explain_parts import PartFolder, fingerprint
 from recpie_core.io import write_parquet_atomic
 from recpie_core.loop import (
     RecStepResult,
@@ -106,23 +107,50 @@ def update_lora(split: Path, places: Path, recommender: Path, adapter: Path | No
                                if k_ in ("reward_mean", "clipped_frac", "log_ratio_mean")}})
 
 
+def explanations_fingerprint(split: pl.DataFrame, prompts: pl.DataFrame, recommender: Path, adapter: Path | None,
+                             profile: Profile, device: str, dtype: str) -> str:
+    """What decides an explanation pass's parts (``explain_parts.fingerprint``): the adapter's and the
+    recommender's files, the profile settings the pass reads, where and in what precision the LLM
+    runs, the versions of the libraries that generate, and the rows with their prompts."""
+    import torch
+    import transformers
+
+    loop = profile.loop
+    settings = {"generation": asdict(loop.generation), "greedy": loop.greedy, "chunk_rows": loop.chunk_rows,
+                "adapter_seed": loop.seed, "soft_prompt_seed": profile.seeds[0], "llm": profile.llm.to_dict(),
+                "prompt": asdict(profile.prompt), "encoder": profile.encoder, "device": device, "dtype": dtype,
+                "torch": torch.__version__, "transformers": transformers.__version__}
+    paths = [recommender] if adapter is None else [recommender, adapter]  # None: fresh adapters, from llm + seed
+    return fingerprint(paths, settings, [split, prompts])
+
+
 def generate_explanations(split: Path, places: Path, recommender: Path, adapter: Path | None, out: Path,
                           sample: Path, profile: Profile, cache: Caches) -> Written:
     """Both explanations for every row by the explainer in ``adapter`` (None: fresh, no PIE),
-    soft prompts from the fit folder ``recommender``; the first test rows also go to ``sample``."""
+    soft prompts from the fit folder ``recommender``; the first test rows also go to ``sample``.
+
+    Resumable: each finished part of ``profile.loop.chunk_rows`` rows is kept beside ``out``
+    (``store.explanation_parts``, keyed by ``explanations_fingerprint``) until the table is
+    written, so a killed step makes only the parts it had not finished.
+    """
     t0, inputs = time.perf_counter(), load_inputs(split, places, profile.split.hist_len)
     explainer = load_explainer(profile.llm, cache, adapter, profile.loop.seed)
     soft_prompts = load_round(recommender, profile.seeds[0])
     prompts = build_prompts(inputs.split, inputs.places, profile.prompt)
     encoder = make_encoder(profile.encoder, cache, explainer)
-    table = explain_step(explainer, soft_prompts, inputs.data, prompts, encoder, profile.loop, progress=True)
+    dtype = str(explainer.model.get_input_embeddings().weight.dtype)
+    parts = PartFolder(store.explanation_parts(out), explanations_fingerprint(
+        inputs.split, prompts, recommender, adapter, profile, str(explainer.device), dtype))
+    resumed = len(parts.finished())
+    table = explain_step(explainer, soft_prompts, inputs.data, prompts, encoder, profile.loop, parts, progress=True)
     write_parquet_atomic(table, out)
+    parts.discard()
     rows = table.filter(pl.col("split") == "test").head(20).select("user_id", "place_id", "pos_text", "neg_text")
     write_parquet_atomic(rows, sample)  # a look at what the LLM wrote
     save_encoder_cache(encoder)
     return Written(out, {"rows": table.height, "flagged": int((table["problems"] != "").sum()),
                          "mean_pos_chars": float(table["pos_text"].str.len_chars().mean()),
-                         "seconds": round(time.perf_counter() - t0, 1)})
+                         "parts_resumed": resumed, "seconds": round(time.perf_counter() - t0, 1)})
 
 
 def ladder_table(rung: str, prompts: pl.DataFrame, truth: pl.DataFrame | None, encoder: TextEncoder) -> pl.DataFrame:
