@@ -15,7 +15,7 @@ from recpie_assets.baselines import baselines
 from recpie_assets.cli import _run_config
 from recpie_assets.definitions import build_definitions
 from recpie_assets.resources import MlflowResource, RecpieResource, WarehouseIOManager
-from recpie_assets.rounds import recommender_r0
+from recpie_assets.rounds import build_round_assets, recommender_r0
 from recpie_assets.run_config import PIEUpdateConfig, RecommenderConfig, VariantConfig, require_seeds, with_settings
 from recpie_core import store
 from recpie_core.home import Manifest
@@ -142,8 +142,7 @@ def test_one_round_re_runs_with_other_settings(toy_home, one_torch_thread, monke
         monkeypatch.setenv(name, "1")
     smoke = get_profile("smoke")
     assert smoke.pie.steps != 2 and smoke.loop.generation.max_new_tokens != 4
-    defs = build_definitions("smoke", str(toy_home.root))
-    lora, table = defs.resolve_assets_def("lora_adapter_r1"), defs.resolve_assets_def("explanations_r1")
+    lora, table, _ = build_round_assets(1)
     config = {"ops": {"recommender_r0": {"config": {"epochs": 1}},
                       "lora_adapter_r1": {"config": {"pie_steps": 2, "pie_batch_size": 2, "max_new_tokens": 4}},
                       "explanations_r1": {"config": {"max_new_tokens": 4}}}}
