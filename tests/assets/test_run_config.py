@@ -2,7 +2,7 @@
 bad values fail in one sentence, the CLI's run config still validates without any, and a run config
 that changes a knob reaches the core: the baselines materialized over toy tables with a real SQLite
 MLflow store (each baseline a run of its own, named like the round runs), and (slow, the real
-SmolLM2) round 1 with other PIE steps and explanation length."""
+SmolLM2) round 1 with other PIE steps and explanation length, and `recpie run` with no settings."""
 
 import json
 
@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from recpie_assets.baselines import baselines
-from recpie_assets.cli import _run_config
+from recpie_assets.cli import _run_config, main
 from recpie_assets.definitions import build_definitions
 from recpie_assets.resources import MlflowResource, RecpieResource, WarehouseIOManager
 from recpie_assets.rounds import build_round_assets, recommender_r0
@@ -162,3 +162,20 @@ def test_one_round_re_runs_with_other_settings(toy_home, one_torch_thread, monke
     assert texts.height == pl.read_parquet(toy_home.table("user_temporal_split")).height
     written = texts.filter(pl.col("problems") == "")  # a flagged text is replaced by a fixed one
     assert written.height and written["pos_text"].str.split(" ").list.len().max() <= 4  # 4 tokens, <= 4 words
+
+
+@pytest.mark.slow
+def test_recpie_run_needs_no_settings_and_runs_the_profile(tmp_path, monkeypatch):
+    """The CLI path: `recpie run` passes no step settings; the baselines run as the profile says."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    for name in ("RECPIE_PROFILE", "RECPIE_SOURCE", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "run", "--profile", "smoke", "--select", "*baselines"]) == 0
+    res = MlflowResource(home=str(home), experiment="recpie/mountain-view-smoke")
+    runs = MlflowClient(res.uri()).search_runs([res.experiment_id()], filter_string="tags.kind = 'baseline'")
+    smoke = get_profile("smoke")
+    assert sorted(r.info.run_name for r in runs) == sorted(smoke.baselines)
+    assert {r.data.params["fit.epochs"] for r in runs} == {str(smoke.fit.epochs)}
+    step = MlflowClient(res.uri()).get_run(runs[0].data.tags["mlflow.parentRunId"])
+    assert step.info.run_name == "baselines" and "recpie_overrides" not in step.data.tags
