@@ -31,13 +31,18 @@ from recpie_core.explain.explainer import Explainer  # noqa: E402
 from recpie_core.explain.generation import GenerationConfig  # noqa: E402
 from recpie_core.explain.llm import LLMConfig, converted_model_dir  # noqa: E402
 from recpie_core.explain.pie_trainer import PIEConfig, pie_update  # noqa: E402
-from recpie_core.explain.prompts import PlaceText, explanation_prompt  # noqa: E402
+from recpie_core.explain.prompts import PlaceText, PromptConfig, explanation_prompt  # noqa: E402
 
 CATEGORIES = ["cafe", "park", "thai restaurant", "gym", "bakery", "bookstore", "pizza", "museum"]
 
 
-def make_pairs(n: int, seed: int = 0, history: int = 10) -> tuple[list[str], list[str]]:
-    """``n`` (positive, negative) prompt pairs, each over its own random history and candidate."""
+def make_pairs(n: int, seed: int = 0, history: int = 10,
+               cfg: PromptConfig | None = None) -> tuple[list[str], list[str]]:
+    """``n`` (positive, negative) prompt pairs, each over its own random history and candidate.
+
+    ``cfg`` is the prompt's config (a profile's ``prompt``); by default one that names all
+    ``history`` places (``max_history=history``)."""
+    cfg = cfg or PromptConfig(max_history=history)
     g = torch.Generator().manual_seed(seed)
     pos, neg = [], []
     for _ in range(n):
@@ -45,9 +50,37 @@ def make_pairs(n: int, seed: int = 0, history: int = 10) -> tuple[list[str], lis
         hist = [PlaceText(f"Place {p}", CATEGORIES[p % len(CATEGORIES)]) for p in picks[:history]]
         cand = PlaceText(f"Place {picks[-1]}", CATEGORIES[picks[-1] % len(CATEGORIES)],
                          "friendly staff, quiet seating, good coffee and free parking")
-        pos.append(explanation_prompt(hist, cand, "pos"))
-        neg.append(explanation_prompt(hist, cand, "neg"))
+        pos.append(explanation_prompt(hist, cand, "pos", cfg))
+        neg.append(explanation_prompt(hist, cand, "neg", cfg))
     return pos, neg
+
+
+def time_pie_steps(explainer: Explainer, pos: list[str], neg: list[str], vecs: torch.Tensor,
+                   cfg: PIEConfig) -> dict:
+    """``cfg.steps`` PIE steps over the pairs, rewards drawn at random (the recommender's cost is
+    not the explainer's): seconds per step, the part of it spent sampling, and the rest (reference
+    and policy log-probs, backward, optimizer step). The sampling is timed by wrapping the
+    explainer's ``generate_pair_ids`` for the call; the wrapper is removed afterwards."""
+    rewards = lambda idx, p, q: (torch.rand(len(idx)), torch.rand(len(idx)))  # noqa: E731
+    gen_time: list[float] = []
+    orig = explainer.generate_pair_ids
+
+    def timed(*a, **kw):
+        t = time.perf_counter()
+        out = orig(*a, **kw)
+        gen_time.append(time.perf_counter() - t)
+        return out
+
+    explainer.generate_pair_ids = timed
+    try:
+        stats = pie_update(explainer, pos, neg, vecs, rewards, cfg)
+    finally:
+        del explainer.generate_pair_ids  # the class's method again
+    per_step, gen = stats.seconds / stats.steps, sum(gen_time) / stats.steps
+    tokens = [h["tokens_mean"] for h in stats.history]
+    return {"steps": stats.steps, "pairs": cfg.batch_size, "per_step_s": round(per_step, 2),
+            "generation_s": round(gen, 2), "rest_s": round(per_step - gen, 2),
+            "tokens_mean": round(sum(tokens) / len(tokens), 1)}
 
 
 def main() -> None:
@@ -101,23 +134,11 @@ def main() -> None:
     if args.pie_batch:
         n = args.pie_batch
         pos, neg = make_pairs(n, seed=1, history=args.history)
-        rewards = lambda idx, p, q: (torch.rand(len(idx)), torch.rand(len(idx)))  # noqa: E731
         cfg = PIEConfig(lr=1e-4, steps=2, batch_size=n, micro_batch=n,
                         generation=GenerationConfig(max_new_tokens=24, batch_size=n))  # n pairs per call
-        gen_time = []
-        orig = explainer.generate_pair_ids
-
-        def timed(*a, **kw):
-            t = time.perf_counter()
-            out = orig(*a, **kw)
-            gen_time.append(time.perf_counter() - t)
-            return out
-
-        explainer.generate_pair_ids = timed
-        stats = pie_update(explainer, pos, neg, vecs[:n], rewards, cfg)
-        per_step, gen = stats.seconds / stats.steps, sum(gen_time) / stats.steps
-        print(f"PIE step ({n} pairs = {2 * n} explanations of <= 24 tokens): {per_step:.1f}s "
-              f"(generation {gen:.1f}s, log-probs + backward + step {per_step - gen:.1f}s)")
+        r = time_pie_steps(explainer, pos, neg, vecs[:n], cfg)
+        print(f"PIE step ({n} pairs = {2 * n} explanations of <= 24 tokens): {r['per_step_s']:.1f}s "
+              f"(generation {r['generation_s']:.1f}s, log-probs + backward + step {r['rest_s']:.1f}s)")
 
 
 if __name__ == "__main__":
