@@ -85,14 +85,22 @@ def _failed(engine: str, why: str) -> dict:
 
 
 def vllm_rows(explainer, pos: list[str], neg: list[str], vecs: torch.Tensor, batch: int, new_tokens: int,
-              cache: Path, work: Path, threads: int, timeout: int) -> list[dict]:
-    """The vLLM rows, measured in a subprocess of ``.venv-vllm``; one status row when it cannot run."""
+              cache: Path, work: Path, threads: int, timeout: int, history: int) -> list[dict]:
+    """The vLLM rows, measured in a subprocess of ``.venv-vllm``; one status row when it cannot run.
+
+    vLLM's prefix cache outlives a call: the ``generate_ids`` row and the warm-up get prompts of
+    their own (same shape, other seeds), so no row reads blocks another row computed."""
     if not VLLM_PYTHON.exists():
         return [_failed("vllm", NOT_INSTALLED)]
+    from bench_generate import make_pairs
+
+    warm_pos, warm_neg = make_pairs(2, seed=101, history=history)
+    single = [x for pair in zip(*make_pairs(len(pos), seed=102, history=history)) for x in pair]
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vllm-spec-", dir=work) as tmp:
         spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec.write_text(json.dumps({"pos": pos, "neg": neg, "vecs": vecs.tolist(), "batch": batch,
+        spec.write_text(json.dumps({"pos": pos, "neg": neg, "single": single, "warm_pos": warm_pos,
+                                    "warm_neg": warm_neg, "vecs": vecs.tolist(), "batch": batch,
                                     "new_tokens": new_tokens, "cache": str(cache), "work": str(work / "vllm"),
                                     "threads": threads}))
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -107,13 +115,10 @@ def vllm_rows(explainer, pos: list[str], neg: list[str], vecs: torch.Tensor, bat
             last = (p.stderr.strip().splitlines() or ["no output"])[-1][:200]
             return [_failed("vllm", f"failed (exit {p.returncode}): {last}")]
         result = json.loads(out.read_text())
-    pt_pairs = prompt_tokens(explainer, pos + neg, True)
-    prompts = [x for pair in zip(pos, neg) for x in pair]
-    rows = [row("vllm pairs", f"generate_pair_ids, vllm {result['version']}", pt_pairs,
+    return [row("vllm pairs", f"generate_pair_ids, {result['version']}", prompt_tokens(explainer, pos + neg, True),
                 result["pairs_ids"], result["pairs_s"], result["startup_s"], load),
-            row("vllm batched", f"generate_ids, vllm {result['version']}", prompt_tokens(explainer, prompts, True),
+            row("vllm batched", f"generate_ids, {result['version']}", prompt_tokens(explainer, single, True),
                 result["single_ids"], result["single_s"], result["startup_s"], load)]
-    return rows
 
 
 def with_ratios(rows: list[dict], bound_tokens_per_s: float) -> list[dict]:

@@ -2,12 +2,14 @@
 
     .venv-vllm/bin/python bench/vllm_worker.py SPEC.json OUT.json
 
-SPEC (written by ``gen_bench.vllm_rows``): ``pos``, ``neg`` (prompt lists), ``vecs`` (user
-vectors, one per pair), ``batch`` (explanations per call), ``new_tokens``, ``cache`` (the models
-folder the parent converted the GGUF into), ``work`` (vLLM's merged-model folders), ``threads``.
-OUT: ``version``, ``startup_s`` (``open_engine`` until the engine is ready), ``pairs_s`` and
-``pairs_ids`` (``generate_pair_ids``), ``single_s`` and ``single_ids`` (``generate_ids`` on the
-same prompts, interleaved pos, neg, ...), after one short warm-up call that is not timed.
+SPEC (written by ``gen_bench.vllm_rows``): ``pos``, ``neg`` (the pairs' prompts), ``single`` (other
+prompts, pos and neg interleaved, for ``generate_ids``), ``warm_pos``/``warm_neg`` (two more pairs
+for the warm-up), ``vecs`` (user vectors, one per pair), ``batch`` (explanations per call),
+``new_tokens``, ``cache`` (the models folder the parent converted the GGUF into), ``work`` (vLLM's
+merged-model folders), ``threads``. Each call gets prompts no earlier call saw: vLLM's prefix cache
+would otherwise serve them. OUT: ``version``, ``startup_s`` (``open_engine`` until the engine is
+ready), ``pairs_s`` and ``pairs_ids`` (``generate_pair_ids``), ``single_s`` and ``single_ids``
+(``generate_ids``), after the warm-up call, which is not timed.
 The explainer is built as the parent builds it (fresh LoRA, seed 0, bf16 on the CPU), so both
 processes run the same model on the same inputs.
 """
@@ -49,13 +51,13 @@ def main(spec_path: Path, out_path: Path) -> None:
     engine = open_engine(EngineConfig(engine="vllm"), explainer, Path(spec["work"]), len(pos))
     startup = time.perf_counter() - t
     try:
-        engine.generate_pair_ids(pos[:2], neg[:2], vecs[:2], batch_size=2, max_new_tokens=4, greedy=True)
+        engine.generate_pair_ids(spec["warm_pos"], spec["warm_neg"], vecs[:2], batch_size=2, max_new_tokens=4,
+                                 greedy=True)
         t = time.perf_counter()
         p, q = engine.generate_pair_ids(pos, neg, vecs, batch_size=batch // 2, **kw)
         pairs_s = time.perf_counter() - t
-        prompts = [x for pair in zip(pos, neg) for x in pair]
         t = time.perf_counter()
-        single = engine.generate_ids(prompts, vecs.repeat_interleave(2, 0), batch_size=batch, **kw)
+        single = engine.generate_ids(spec["single"], vecs.repeat_interleave(2, 0), batch_size=batch, **kw)
         single_s = time.perf_counter() - t
     finally:
         engine.close()
