@@ -25,6 +25,7 @@ from torch import Tensor
 from recpie_core.data.align import align
 from recpie_core.data.batches import SPLITS, RatingData, RatingTensors
 from recpie_core.data.context import KEY
+from recpie_core.explain.engines import GenerationEngine
 from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.pie import rating_reward
 from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
@@ -89,11 +90,13 @@ def _column(name: str, values: list | None, dtype) -> pl.Expr | pl.Series:
     return pl.lit(None, dtype=dtype).alias(name) if values is None else pl.Series(name, values, dtype=dtype)
 
 
-def explain_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, prompts: pl.DataFrame,
-                 encoder: TextEncoder, cfg: LoopConfig, parts: PartFolder | None = None,
+def explain_step(explainer: Explainer | GenerationEngine, recommender: RecPIEDNN, data: RatingData,
+                 prompts: pl.DataFrame, encoder: TextEncoder, cfg: LoopConfig, parts: PartFolder | None = None,
                  progress: bool = False) -> pl.DataFrame:
     """Explanations for every train, valid and test row, with their embeddings.
 
+    ``explainer`` writes them: the explainer itself or a generation engine around it
+    (``engines.open_engine``: Hugging Face or vLLM, the same ids up to float rounding).
     The soft prompt reads ``recommender``'s consumer embeddings (the first seed's model).
     Returns one row per split row: the key, ``split``, ``pos_text``, ``neg_text``, ``pos_cut``
     and ``neg_cut`` (the text hit the token cap and was trimmed back to its last whole sentence
@@ -137,8 +140,8 @@ def remember_finished(encoder: TextEncoder, parts: PartFolder, chunks: list[Chun
                 encoder.remember(table[text].to_list(), torch.from_numpy(table[emb].to_numpy().copy()))
 
 
-def explain_rows(explainer: Explainer, encoder: TextEncoder, table: pl.DataFrame, vecs: Tensor, split: str,
-                 cfg: LoopConfig, seed: int) -> pl.DataFrame:
+def explain_rows(explainer: Explainer | GenerationEngine, encoder: TextEncoder, table: pl.DataFrame, vecs: Tensor,
+                 split: str, cfg: LoopConfig, seed: int) -> pl.DataFrame:
     """``explain_step``'s table for the rows of ``table`` (prompts aligned to the rows) and their
     consumer vectors ``vecs`` (N, dim): generate, screen, embed."""
     gen, max_chars = {**cfg.generation.generate_kwargs(cfg.greedy), "seed": seed}, cfg.generation.max_chars

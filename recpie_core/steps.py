@@ -17,6 +17,7 @@ from recpie_core import store
 from recpie_core.data.align import align
 from recpie_core.data.context import KEY
 from recpie_core.explain.direct import direct_predict
+from recpie_core.explain.engines import engine_version, open_engine
 from recpie_core.explain.ladder import LADDER, find_review_truth, ladder_texts
 from recpie_core.explain.prompt_table import build_prompts
 from recpie_core.explain.text_encoder import TextEncoder
@@ -108,10 +109,11 @@ def update_lora(split: Path, places: Path, recommender: Path, adapter: Path | No
 
 
 def explanations_fingerprint(split: pl.DataFrame, prompts: pl.DataFrame, recommender: Path, adapter: Path | None,
-                             profile: Profile, device: str, dtype: str) -> str:
+                             profile: Profile, device: str, dtype: str, engine: str = "hf") -> str:
     """What decides an explanation pass's parts (``explain_parts.fingerprint``): the adapter's and the
     recommender's files, the profile settings the pass reads, where and in what precision the LLM
-    runs, the versions of the libraries that generate, and the rows with their prompts."""
+    runs, the generation engine (``engines``: "hf" or "vllm <version>"), the versions of the libraries
+    that generate, and the rows with their prompts."""
     import torch
     import transformers
 
@@ -119,7 +121,7 @@ def explanations_fingerprint(split: pl.DataFrame, prompts: pl.DataFrame, recomme
     settings = {"generation": asdict(loop.generation), "greedy": loop.greedy, "chunk_rows": loop.chunk_rows,
                 "adapter_seed": loop.seed, "soft_prompt_seed": profile.seeds[0], "llm": profile.llm.to_dict(),
                 "prompt": asdict(profile.prompt), "encoder": profile.encoder, "device": device, "dtype": dtype,
-                "torch": torch.__version__, "transformers": transformers.__version__}
+                "torch": torch.__version__, "transformers": transformers.__version__, "engine": engine}
     paths = [recommender] if adapter is None else [recommender, adapter]  # None: fresh adapters, from llm + seed
     return fingerprint(paths, settings, [split, prompts])
 
@@ -132,6 +134,9 @@ def generate_explanations(split: Path, places: Path, recommender: Path, adapter:
     Resumable: each finished part of ``profile.loop.chunk_rows`` rows is kept beside ``out``
     (``store.explanation_parts``, keyed by ``explanations_fingerprint``) until the table is
     written, so a killed step makes only the parts it had not finished.
+
+    The texts come from the engine ``profile.loop.engine`` picks for this many rows
+    (``engines.open_engine``: Hugging Face, or vLLM with its merged model under ``models/vllm``).
     """
     t0, inputs = time.perf_counter(), load_inputs(split, places, profile.split.hist_len)
     explainer = load_explainer(profile.llm, cache, adapter, profile.loop.seed)
@@ -139,10 +144,11 @@ def generate_explanations(split: Path, places: Path, recommender: Path, adapter:
     prompts = build_prompts(inputs.split, inputs.places, profile.prompt)
     encoder = make_encoder(profile.encoder, cache, explainer)
     dtype = str(explainer.model.get_input_embeddings().weight.dtype)
-    parts = PartFolder(store.explanation_parts(out), explanations_fingerprint(
-        inputs.split, prompts, recommender, adapter, profile, str(explainer.device), dtype))
-    resumed = len(parts.finished())
-    table = explain_step(explainer, soft_prompts, inputs.data, prompts, encoder, profile.loop, parts, progress=True)
+    with open_engine(profile.loop.engine, explainer, cache.llm.parent / "vllm", inputs.split.height) as engine:
+        parts = PartFolder(store.explanation_parts(out), explanations_fingerprint(
+            inputs.split, prompts, recommender, adapter, profile, str(explainer.device), dtype, engine_version(engine)))
+        resumed = len(parts.finished())
+        table = explain_step(engine, soft_prompts, inputs.data, prompts, encoder, profile.loop, parts, progress=True)
     write_parquet_atomic(table, out)
     parts.discard()
     rows = table.filter(pl.col("split") == "test").head(20).select("user_id", "place_id", "pos_text", "neg_text")
@@ -150,7 +156,8 @@ def generate_explanations(split: Path, places: Path, recommender: Path, adapter:
     save_encoder_cache(encoder)
     return Written(out, {"rows": table.height, "flagged": int((table["problems"] != "").sum()),
                          "mean_pos_chars": float(table["pos_text"].str.len_chars().mean()),
-                         "parts_resumed": resumed, "seconds": round(time.perf_counter() - t0, 1)})
+                         "parts_resumed": resumed, "engine": engine.name,
+                         "seconds": round(time.perf_counter() - t0, 1)})
 
 
 def ladder_table(rung: str, prompts: pl.DataFrame, truth: pl.DataFrame | None, encoder: TextEncoder) -> pl.DataFrame:
