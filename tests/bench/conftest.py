@@ -14,14 +14,14 @@ if str(BENCH) not in sys.path:
 
 @pytest.fixture
 def finished_home(tmp_path: Path) -> Path:
-    """A home whose Dagster instance ran one real two-asset run (``slow_asset`` sleeps 0.3 s),
+    """A home whose Dagster instance ran one real two-asset run (``slow_asset`` sleeps 1.5 s),
     laid out as ``recpie run`` leaves it: ``<home>/dagster/history/runs.db`` and a manifest."""
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
 
     @dg.asset
     def slow_asset() -> int:
-        time.sleep(0.3)
+        time.sleep(1.5)
         return 1
 
     @dg.asset

@@ -87,7 +87,7 @@ def test_last_run_steps_of_a_real_dagster_home_leaves_it_unchanged(finished_home
     steps = {s["step"]: s for s in d["steps"]}
     assert set(steps) == {"slow_asset", "fast_asset"}
     assert steps["slow_asset"]["assets"] == ["slow_asset"] and steps["slow_asset"]["status"] == "SUCCESS"
-    assert steps["slow_asset"]["seconds"] >= 0.3 > steps["fast_asset"]["seconds"]
+    assert steps["slow_asset"]["seconds"] >= 1.5 and steps["fast_asset"]["seconds"] < steps["slow_asset"]["seconds"]
     assert d["steps"][0]["step"] == "slow_asset"  # slowest first
     assert d["wall_s"] >= d["steps_s"] - 0.1 > 0
 
