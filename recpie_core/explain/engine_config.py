@@ -5,7 +5,7 @@ without importing torch or vLLM. ``engines.open_engine`` reads it; DESIGN.md "Ge
 engines" says why there are two engines.
 
 The CPU threshold (``cpu_min_rows``) was measured on this project's 2-core CPU (AVX512-BF16,
-no AMX, shared with other work), see ``CPU_MIN_ROWS`` below.
+no AMX, shared with other work): see ``CPU_MIN_ROWS`` below.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from dataclasses import dataclass
 ENGINES = ("auto", "hf", "vllm")
 
 # Rows (one row = a positive and a negative explanation) from which "auto" takes vLLM on a CPU.
-# Measured 2026-12-02 on 2 shared cores (bench/bench_engines.py, SmolLM2 bf16, ~122-token
-# prompts, WHOLE generation): see CPU_MIN_ROWS_MEASUREMENT. Below it Hugging Face's shared-prefix
-# pairs finish first, because vLLM's start-up (model folder merge + engine start) is paid once.
-CPU_MIN_ROWS = 2000
-CPU_MIN_ROWS_MEASUREMENT = "to be measured"
+# Measured 2026-12-02 on this project's 2-core CPU (AVX512-BF16, no AMX) while other jobs ran
+# (load average ~7): bench/bench_engine_threshold.py, 128 pairs of ~176-token prompts, SmolLM2 bf16
+# with a perturbed adapter, the demo's endings (greedy, sentence stop, cap 32). vLLM's start
+# (adapter merge + engine start) 67 s; HF pairs 0.735 rows/s (1 torch thread; 0.19 with 2 threads
+# under that load), vLLM 1.75 rows/s (2.4x): break-even at 85 rows. Doubled for a first start
+# without warm caches (up to ~110 s, issue 12) and rounded: 200. On an AMX CPU, where HF is about
+# twice as fast, issue 12's numbers put the break-even nearer 700 rows.
+CPU_MIN_ROWS = 200
 
 
 @dataclass(frozen=True)
