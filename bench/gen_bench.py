@@ -37,10 +37,13 @@ def row(engine: str, how: str, prompt_tokens: int, generated: list[list[int]], s
         startup_s: float | None = None, load: float | None = None) -> dict:
     """One measured row: counts, seconds, the two rates, and the 1-minute load average when it started."""
     gen = sum(len(r) for r in generated)
-    return {"engine": engine, "how": how, "status": "measured", "load": load, "explanations": len(generated),
-            "prompt_tokens": prompt_tokens, "generated_tokens": gen, "seconds": round(seconds, 3),
-            "tokens_per_s": round((prompt_tokens + gen) / seconds, 1),
-            "explanations_per_s": round(len(generated) / seconds, 2), "startup_s": startup_s}
+    out = {"engine": engine, "how": how, "status": "measured", "load": load, "explanations": len(generated),
+           "prompt_tokens": prompt_tokens, "generated_tokens": gen, "seconds": round(seconds, 3),
+           "tokens_per_s": round((prompt_tokens + gen) / seconds, 1),
+           "explanations_per_s": round(len(generated) / seconds, 2), "startup_s": startup_s}
+    print(f"  {engine}: {out['tokens_per_s']:,.0f} tokens/s, {out['explanations_per_s']} explanations/s "
+          f"({seconds:.0f} s)", flush=True)
+    return out
 
 
 def prompt_tokens(explainer, prompts: list[str], with_soft: bool) -> int:

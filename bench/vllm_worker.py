@@ -17,6 +17,7 @@ processes run the same model on the same inputs.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from importlib import metadata
@@ -47,8 +48,11 @@ def main(spec_path: Path, out_path: Path) -> None:
     explainer = Explainer.create(LLMConfig(device="cpu", dtype="bfloat16"), Path(spec["cache"]), seed=0)
     kw = dict(max_new_tokens=spec["new_tokens"], greedy=True)
 
+    cores = sorted(os.sched_getaffinity(0))
+    # vLLM binds its own OpenMP threads: as many cores as the HF rows had threads, so both share one bound
+    bind = "all" if spec["threads"] >= len(cores) else ",".join(str(c) for c in cores[:spec["threads"]])
     t = time.perf_counter()
-    engine = open_engine(EngineConfig(engine="vllm"), explainer, Path(spec["work"]), len(pos))
+    engine = open_engine(EngineConfig(engine="vllm", cpu_threads_bind=bind), explainer, Path(spec["work"]), len(pos))
     startup = time.perf_counter() - t
     try:
         engine.generate_pair_ids(spec["warm_pos"], spec["warm_neg"], vecs[:2], batch_size=2, max_new_tokens=4,
