@@ -121,7 +121,8 @@ STEP_SECTIONS = {
     "explanation_only": ("fit", "split", "loop.seeds", "encoder"),
     "explanation_ladder": ("fit", "split", "loop.seeds", "encoder"),
     "lora_adapter": ("pie", "llm", "prompt", "loop.pie_pairs", "loop.seed", "encoder"),
-    "explanations": ("loop.generation", "loop.greedy", "loop.seed", "llm", "prompt", "encoder"),
+    "explanations": ("loop.generation", "loop.greedy", "loop.seed", "loop.chunk_rows", "loop.engine", "llm", "prompt",
+                     "encoder"),
     "baselines": ("fit", "split", "baselines", "loop.seeds"),
     "baseline": ("fit", "split", "loop.seeds"),  # one baseline model's own run (``model_params``)
     "llm_direct": ("direct", "llm", "prompt"),
