@@ -180,12 +180,13 @@ def dagster_ui(smoke_home):
 
 @pytest.fixture(scope="session")
 def mlflow_ui(smoke_home):
-    """`mlflow ui` as `make mlflow` starts it (one worker, the home's SQLite store), on a free port."""
+    """`mlflow ui` as `make mlflow` starts it (one worker, no job runner, the home's SQLite store), on a free port."""
     port = free_port()
     store = f"sqlite:///{smoke_home / 'mlflow' / 'mlflow.db'}"
     ui = Service("mlflow ui", [str(BIN / "mlflow"), "ui", "--host", "127.0.0.1", "--port", str(port),
                                "--workers", "1", "--backend-store-uri", store],
-                 home_env(smoke_home), smoke_home / "mlflow-ui.log", port).start()
+                 {**home_env(smoke_home), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+                 smoke_home / "mlflow-ui.log", port).start()
     try:
         ui.wait_until_up("/health", MLFLOW_START_S)
         yield ui.url
