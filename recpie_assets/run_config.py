@@ -29,7 +29,7 @@ _KEEP = "Unset: the profile's value."
 
 def with_settings(profile: Profile, *, epochs: int | None = None, seeds: list[int] | None = None,
                   pie_steps: int | None = None, pie_pairs: int | None = None, pie_batch_size: int | None = None,
-                  max_new_tokens: int | None = None) -> Profile:
+                  max_new_tokens: int | None = None, engine: str | None = None) -> Profile:
     """``profile`` with the knobs that are not None replaced; a ValueError names a bad value.
 
     ``max_new_tokens`` goes to both generation configs (the explanation pass's and the PIE
@@ -50,6 +50,8 @@ def with_settings(profile: Profile, *, epochs: int | None = None, seeds: list[in
         if max_new_tokens is not None:
             generation = replace(generation, max_new_tokens=max_new_tokens)
             loop, pie = replace(loop, generation=generation), replace(pie, generation=generation)
+        if engine is not None:
+            loop = replace(loop, engine=replace(loop.engine, engine=engine))
         if pie_steps is not None:
             pie = replace(pie, steps=pie_steps)
         if pie_batch_size is not None:
@@ -85,10 +87,13 @@ class RecommenderConfig(StepConfig):
 
 
 class ExplanationsConfig(StepConfig):
-    """How a round's explanations are written: their length."""
+    """How a round's explanations are written: their length, and the engine that writes them."""
 
     max_new_tokens: int | None = Field(default=None, description=(
         f"Explanation length cap in tokens; give the round's lora_adapter the same. {_KEEP}"))
+    engine: str | None = Field(default=None, description=(
+        "Generation engine of the explanation pass: 'hf' (transformers, the reference), 'vllm' (needs "
+        f"vLLM installed: README, Generation engines) or 'auto'. {_KEEP}"))
 
 
 class PIEUpdateConfig(StepConfig):

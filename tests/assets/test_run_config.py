@@ -40,6 +40,9 @@ def test_each_knob_lands_on_its_core_field():
     rec = VariantConfig(epochs=2, seeds=[0, 5]).to_core(demo)
     assert (rec.fit.epochs, rec.seeds, rec.fit.lr) == (2, (0, 5), demo.fit.lr)
     assert rec.pie == demo.pie and rec.loop.generation == demo.loop.generation
+    # the explanation pass's engine, the rest of the engine settings as the profile's
+    vllm = VariantConfig(engine="vllm").to_core(demo).loop.engine
+    assert vllm.engine == "vllm" and vllm.cpu_min_rows == demo.loop.engine.cpu_min_rows
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -49,6 +52,7 @@ def test_each_knob_lands_on_its_core_field():
     ({"seeds": []}, "must be distinct"),
     ({"max_new_tokens": 3}, r"min_new_tokens \(6\) > max_new_tokens \(3\)"),  # demo stops at sentence ends
     ({"pie_steps": 0}, "steps, batch_size and micro_batch must be >= 1"),
+    ({"engine": "tgi"}, "engine must be one of"),
 ])
 def test_bad_settings_fail_in_one_sentence(settings, message):
     with pytest.raises(ValueError, match=f"run config on profile 'demo': .*{message}"):
@@ -59,10 +63,10 @@ def test_the_launchpad_shows_the_knobs_and_the_cli_needs_none(tmp_path):
     defs = build_definitions("smoke", str(tmp_path))
     fields = lambda name: set(defs.resolve_assets_def(name).op.config_schema.config_type.fields)  # noqa: E731
     assert fields("lora_adapter_r1") == {"pie_steps", "pie_batch_size", "pie_pairs", "max_new_tokens"}
-    assert fields("explanations_r1") == {"max_new_tokens"}
+    assert fields("explanations_r1") == {"max_new_tokens", "engine"}
     for name in ("recommender_r0", "recommender_r1", "baselines", "explanation_ladder"):
         assert fields(name) == {"epochs", "seeds"}, name
-    assert fields("explanation_only") == {"epochs", "seeds", "max_new_tokens"}
+    assert fields("explanation_only") == {"epochs", "seeds", "max_new_tokens", "engine"}
     job = defs.resolve_job_def("recpie_full")
     cli = _run_config(tmp_path, Manifest("smoke", ""), verbose=False)
     assert dg.validate_run_config(job, cli)["ops"]["recommender_r1"]["config"]["epochs"] is None
