@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_quick_run_writes_every_section(tmp_path, finished_home):
-    out = tmp_path / "reports"
+    out = tmp_path / "reports"  # one thread, as every test here: on shared cores a second one mostly waits
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     p = subprocess.run([sys.executable, "bench/benchmarks.py", "--quick", "--out", str(out), "--work",
-                        str(tmp_path / "work"), "--home", str(finished_home)],
+                        str(tmp_path / "work"), "--home", str(finished_home), "--threads", "1"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     md = (out / "benchmarks.md").read_text()
@@ -52,7 +52,7 @@ def test_quick_run_writes_every_section(tmp_path, finished_home):
 
     i = r["ingest"]
     assert i["lines"] == QUICK.ingest_lines and i["accepted"] + i["rejected"] <= QUICK.ingest_lines
-    assert i["x_zcat"] == pytest.approx(i["zcat_s"] / i["ingest_s"], rel=1e-2)
+    assert i["x_zcat"] == pytest.approx(i["zcat_s"] / i["ingest_s"], rel=0.1, abs=0.005)  # seconds are rounded
     pie = r["pie"]
     assert pie["steps"] == QUICK.pie_steps and pie["per_step_s"] == pytest.approx(pie["generation_s"] + pie["rest_s"],
                                                                                     abs=0.02)
