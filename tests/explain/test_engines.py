@@ -12,7 +12,6 @@ The vLLM engine itself is tested in its own environment (tests/vllm, ``make test
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from recpie_core.explain.engine_config import EngineConfig
@@ -23,21 +22,13 @@ from recpie_core.explain.llm import LLMConfig, add_lora, prepare_tokenizer
 from recpie_core.explain.merge import MERGED_MARK, adapter_digest, merged_model_folder
 from recpie_core.explain.soft_prompt import SoftPromptProjector
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 no_vllm = pytest.mark.skipif(vllm_installed(), reason="vllm is installed here: the missing-vllm paths cannot run")
 
 
 @pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory):
+def tiny_base(tmp_path_factory, tiny_tokenizer):
     """A character-level tokenizer and a 2-layer random Llama, saved to a folder (as a real base is)."""
-    chars = ["<unk>", "\n"] + [chr(i) for i in range(32, 127)]
-    tk = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    tk.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<|im_start|>",
-                                  eos_token="<|im_end|>", additional_special_tokens=["<|im_start|>", "<|im_end|>"])
-    tok.chat_template = CHAT_TEMPLATE
+    tok = tiny_tokenizer
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
                                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,

@@ -2,8 +2,6 @@
 format characters, caps, quoting), ``split_special_tokens`` on a tiny offline tokenizer."""
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
 
 from recpie_core.explain.prompts import (
     PlaceText,
@@ -17,21 +15,6 @@ from recpie_core.explain.prompts import (
 
 HIST = [PlaceText("Blue Bottle", "cafe"), PlaceText("Shoreline Park", "park")]
 CAND = PlaceText("Red Rock", "cafe", "Coffee house with live music")
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-
-@pytest.fixture(scope="module")
-def tiny_tokenizer():
-    """Character-level tokenizer with the two ChatML special tokens, built offline."""
-    chars = ["<unk>", "\n"] + [chr(i) for i in range(32, 127)]
-    tk = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    tk.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<|im_start|>",
-                                  eos_token="<|im_end|>", additional_special_tokens=["<|im_start|>", "<|im_end|>"])
-    tok.chat_template = CHAT_TEMPLATE
-    return tok
 
 
 def test_positive_and_negative_prompts_follow_the_paper():
