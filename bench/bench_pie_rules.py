@@ -29,12 +29,10 @@ import polars as pl
 from round_homes import linked_home, model_predictions, review_truth, round_parser, run_round, versus
 
 from recpie_core import store
-from recpie_core.data.context import KEY
 from recpie_core.explain.pie_config import PIEConfig
-from recpie_core.explain.quality import aspect_coverage
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import get_profile
-from recpie_core.report import explanation_stats, pie_history
+from recpie_core.report import explanation_stats, pie_history, truth_coverage
 
 log = logging.getLogger("bench_pie_rules")
 
@@ -56,8 +54,7 @@ def valid_quality(home: RecpieHome, truth: pl.DataFrame | None) -> dict:
     table = pl.read_parquet(home.table(store.explanations(1)))
     out = explanation_stats(table)
     if truth is not None:
-        t = table.filter(pl.col("split") == "valid").join(truth, on=list(KEY), how="inner")
-        out["valid_coverage_pos"] = aspect_coverage(t["pos_text"].to_list(), t["liked_aspects"].to_list())
+        out["valid_coverage_pos"] = truth_coverage(table.filter(pl.col("split") == "valid"), truth)["coverage_pos"]
     return out
 
 
@@ -70,7 +67,7 @@ def main() -> None:
     if unknown := set(args.arms) - set(table):
         raise SystemExit(f"unknown arms {sorted(unknown)}; known: {', '.join(table)}")
     truth_file = review_truth(source)
-    truth = pl.read_parquet(truth_file).select(*KEY, "liked_aspects") if truth_file else None
+    truth = pl.read_parquet(truth_file) if truth_file else None
 
     homes, seconds = {"chosen": source}, {}
     for arm in args.arms:

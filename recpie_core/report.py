@@ -136,12 +136,17 @@ def explanation_quality(explanations: pl.DataFrame, reviews: pl.DataFrame, truth
     # the synthetic generator's per-review truth (truth-<Region>.parquet), when the data has one
     truth_file = find_review_truth(truth_dir)
     if truth_file is not None:
-        truth = pl.read_parquet(truth_file).select(*KEY, "liked_aspects", "disliked_aspects")
-        t = table.join(truth, on=list(KEY), how="inner")
-        out["coverage_pos"] = aspect_coverage(t["pos_text"].to_list(), t["liked_aspects"].to_list())
-        if t["neg_text"].null_count() < t.height:
-            out["coverage_neg"] = aspect_coverage(t["neg_text"].fill_null("").to_list(),
-                                                  t["disliked_aspects"].to_list())
+        out |= truth_coverage(table, pl.read_parquet(truth_file))
+    return out
+
+
+def truth_coverage(explanations: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float]:
+    """Coverage of the true liked (pos) / disliked (neg) aspects by the explanations of these rows
+    (``truth``: the synthetic per-review truth, key and aspect lists); no neg where there are no negatives."""
+    t = explanations.join(truth.select(*KEY, "liked_aspects", "disliked_aspects"), on=list(KEY), how="inner")
+    out = {"coverage_pos": aspect_coverage(t["pos_text"].to_list(), t["liked_aspects"].to_list())}
+    if t["neg_text"].null_count() < t.height:
+        out["coverage_neg"] = aspect_coverage(t["neg_text"].fill_null("").to_list(), t["disliked_aspects"].to_list())
     return out
 
 
