@@ -56,16 +56,6 @@ def demo_prompts(n: int) -> tuple[list[str], list[str]]:
     return table["pos_prompt"].to_list(), table["neg_prompt"].to_list()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Torch on one thread in this process (HF, the encoder), restored after the module: on 2 shared
-    cores a second OpenMP thread mostly waits (tests/conftest.py); vLLM's worker binds the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def explainer(tmp_path_factory):
     """SmolLM2 in bf16 with LoRA B ~ N(0, 0.05^2) at seed 1."""

