@@ -59,7 +59,7 @@ class HomeLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            busy = f"home {self.path.parent} is in use by {_read_holder(self.path) or 'another process'}"
+            busy = f"home {self.path.parent} is in use by {_holder_soon(self.path) or 'another process'}"
             if on_busy is None:
                 os.close(fd)
                 raise HomeError(busy) from None
@@ -86,6 +86,15 @@ class HomeLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _holder_soon(path: Path, wait_s: float = 1.0) -> Holder | None:
+    """The holder of a lock that is held: it writes its name right after it takes the lock,
+    so a refused process that reads an empty file waits a moment for the name."""
+    deadline = time.monotonic() + wait_s
+    while (holder := _read_holder(path)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return holder
 
 
 def _read_holder(path: Path) -> Holder | None:

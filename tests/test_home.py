@@ -38,6 +38,23 @@ def test_a_second_holder_is_refused_naming_the_first(tmp_path, holder):
         HomeLock(tmp_path, "recpie run").acquire()
 
 
+def test_a_holder_that_has_not_yet_written_its_name_is_still_named(tmp_path):
+    """Found by CI: two runs on a fresh home, the second refused in the moment between the first
+    taking the lock and writing its name into the file."""
+    late = (f"import fcntl, os, sys, time\nfd = os.open({str(tmp_path / home.LOCK_NAME)!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(0.3)\n"
+            "os.pwrite(fd, b'{\"pid\": %d, \"command\": \"late\", \"started\": \"now\"}' % os.getpid(), 0)\n"
+            "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", late], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(HomeError, match=rf"in use by pid {proc.pid} \(late, started now\)"):
+            HomeLock(tmp_path, "recpie run").acquire()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_killed_holders_lock_is_taken_over(tmp_path, holder):
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
