@@ -9,6 +9,7 @@ import dagster as dg
 from recpie_assets import baselines, checks, ingest, rounds, split
 from recpie_assets.champion import build_champion_asset
 from recpie_assets.console import console
+from recpie_assets.executor import local_executor, step_executor
 from recpie_assets.report import build_report_asset
 from recpie_assets.resources import MlflowResource, RecpieResource, WarehouseIOManager, settings_from_env
 from recpie_assets.sensors import WEEKLY, build_retrain_schedule, build_source_sensor
@@ -24,8 +25,10 @@ def build_resources(profile: str, home: str, source: str = "") -> dict:
     }
 
 
-def build_definitions(profile: str, home: str, source: str = "", retrain_cron: str = WEEKLY) -> dg.Definitions:
-    """All assets, checks and resources for one profile (its round count shapes the graph)."""
+def build_definitions(profile: str, home: str, source: str = "", retrain_cron: str = WEEKLY,
+                      executor: dg.ExecutorDefinition = local_executor) -> dg.Definitions:
+    """All assets, checks and resources for one profile (its round count shapes the graph);
+    ``executor`` runs every job's steps (executor.py: in one process unless a run asks otherwise)."""
     prof = get_profile(profile)
     assets = [*dg.load_assets_from_modules([ingest, split, baselines]), rounds.recommender_r0,
               rounds.explanation_only, rounds.explanation_ladder, build_report_asset(prof.rounds),
@@ -44,6 +47,7 @@ def build_definitions(profile: str, home: str, source: str = "", retrain_cron: s
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         resources=build_resources(prof.name, home, source),
         loggers={"console": console},
+        executor=executor,
     )
 
 
@@ -52,7 +56,8 @@ def defs() -> dg.Definitions:
     """What `dagster dev` and a step pod load: the home named by the environment, with the
     profile and source its manifest records (read once, here)."""
     home, manifest = settings_from_env()
-    return build_definitions(manifest.profile, home, manifest.source, os.environ.get("RECPIE_RETRAIN_CRON") or WEEKLY)
+    return build_definitions(manifest.profile, home, manifest.source, os.environ.get("RECPIE_RETRAIN_CRON") or WEEKLY,
+                             step_executor())
 
 
 def full_job(profile: str, home: str, source: str) -> dg.JobDefinition:

@@ -24,8 +24,9 @@ def default_home() -> str:
 
 
 # What the code location reads from the environment, once (``settings_from_env``): a deployment
-# passes these to its run and step pods (deploy/dagster.k8s.yaml).
-CODE_LOCATION_ENV = ("RECPIE_HOME", "RECPIE_PROFILE", "RECPIE_SOURCE", "MLFLOW_TRACKING_URI")
+# passes these to its run and step pods (deploy/dagster.k8s.yaml). RECPIE_EXECUTOR (executor.py)
+# picks where steps run.
+CODE_LOCATION_ENV = ("RECPIE_HOME", "RECPIE_PROFILE", "RECPIE_SOURCE", "MLFLOW_TRACKING_URI", "RECPIE_EXECUTOR")
 
 
 def settings_from_env() -> tuple[str, Manifest]:

@@ -67,7 +67,7 @@ def test_the_deploy_config_passes_what_the_code_location_reads():
     """Step pods once ran without RECPIE_SOURCE; the home must be the volume they share."""
     launcher = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.k8s.yaml").read_text())["run_launcher"]["config"]
     env = dict(v.partition("=")[::2] for v in launcher["env_vars"])
-    assert set(CODE_LOCATION_ENV) <= set(env)
+    assert set(CODE_LOCATION_ENV) <= set(env) and env["RECPIE_EXECUTOR"] == "k8s"
     assert [m["mountPath"] for m in launcher["volume_mounts"]] == [env["RECPIE_HOME"]]
     assert {v["name"] for v in launcher["volumes"]} == {m["name"] for m in launcher["volume_mounts"]}
 
