@@ -140,12 +140,13 @@ class PartFolder:
 
 # --- the pass ------------------------------------------------------------------------------------
 
-def build_in_parts(chunks: Sequence[Chunk], make: Callable[[Chunk], pl.DataFrame], parts: PartFolder | None = None,
-                   progress: bool = False, desc: str = "explanations") -> pl.DataFrame:
-    """``make(chunk)`` for every chunk whose part is not in ``parts`` yet, each written there as it
-    is done, then every part concatenated in chunk order. ``parts=None`` keeps the chunks in
+def build_in_parts(chunks: Sequence[Chunk], make: Callable[[Chunk, Callable[[int], None]], pl.DataFrame],
+                   parts: PartFolder | None = None, progress: bool = False, desc: str = "explanations") -> pl.DataFrame:
+    """``make(chunk, advance)`` for every chunk whose part is not in ``parts`` yet, each written there
+    as it is done, then every part concatenated in chunk order. ``parts=None`` keeps the chunks in
     memory (nothing survives a kill). One bar over all rows (resumed parts count as done, the ETA
-    from the rows made in this run); one INFO line per part made.
+    from the rows made in this run), moved by ``advance(n)`` as ``make`` finishes n rows of its
+    chunk (each generation batch) and to the chunk's end when it returns; one INFO line per part made.
     """
     if not chunks:
         raise ValueError("nothing to do: every split is empty")
@@ -157,15 +158,15 @@ def build_in_parts(chunks: Sequence[Chunk], make: Callable[[Chunk], pl.DataFrame
     kept: dict[Chunk, pl.DataFrame] = {}
     with tqdm(total=total, initial=total - left, unit="row", desc=desc, disable=not progress) as bar:
         for n, chunk in enumerate(todo, 1):
-            t0 = time.perf_counter()
-            table = make(chunk)
+            t0, end = time.perf_counter(), bar.n + chunk.rows
+            table = make(chunk, lambda rows, end=end: bar.update(min(rows, end - bar.n)))
             if table.height != chunk.rows:
                 raise ValueError(f"part {chunk.name} made {table.height} rows for a chunk of {chunk.rows}")
             if parts is None:
                 kept[chunk] = table
             else:
                 parts.save(chunk, table)
-            bar.update(chunk.rows)
+            bar.update(end - bar.n)  # what ``make`` did not report
             log.info("part %s: %d rows in %.1f s (%d of the %d parts this run makes)", chunk.name, chunk.rows,
                      time.perf_counter() - t0, n, len(todo))
     return pl.concat([kept[c] if parts is None else parts.load(c) for c in chunks])

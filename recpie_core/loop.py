@@ -16,6 +16,7 @@ by one. Ratings are on the unit scale (r - 1) / 4.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import polars as pl
@@ -116,10 +117,10 @@ def explain_step(explainer: Explainer | GenerationEngine, recommender: RecPIEDNN
         if len(tensors):
             tables[name], vecs[name] = align(prompts, tensors), user_vectors(recommender, tensors)
 
-    def explain_chunk(chunk: Chunk) -> pl.DataFrame:
+    def explain_chunk(chunk: Chunk, advance: Callable[[int], None]) -> pl.DataFrame:
         rows = slice(chunk.start, chunk.stop)
         return explain_rows(explainer, encoder, tables[chunk.split][rows], vecs[chunk.split][rows], chunk.split,
-                            cfg, seed=cfg.generation.seed + chunk.index)
+                            cfg, seed=cfg.generation.seed + chunk.index, on_batch=advance)
 
     chunks = plan_chunks({name: t.height for name, t in tables.items()}, cfg.chunk_rows)
     if parts is not None:
@@ -141,10 +142,12 @@ def remember_finished(encoder: TextEncoder, parts: PartFolder, chunks: list[Chun
 
 
 def explain_rows(explainer: Explainer | GenerationEngine, encoder: TextEncoder, table: pl.DataFrame, vecs: Tensor,
-                 split: str, cfg: LoopConfig, seed: int) -> pl.DataFrame:
+                 split: str, cfg: LoopConfig, seed: int, on_batch: Callable[[int], None] | None = None,
+                 ) -> pl.DataFrame:
     """``explain_step``'s table for the rows of ``table`` (prompts aligned to the rows) and their
-    consumer vectors ``vecs`` (N, dim): generate, screen, embed."""
-    gen, max_chars = {**cfg.generation.generate_kwargs(cfg.greedy), "seed": seed}, cfg.generation.max_chars
+    consumer vectors ``vecs`` (N, dim): generate, screen, embed. ``on_batch(n)``: n more rows generated."""
+    gen = {**cfg.generation.generate_kwargs(cfg.greedy), "seed": seed, "on_batch": on_batch}
+    max_chars = cfg.generation.max_chars
     pos_prompts, neg_prompts = table["pos_prompt"].to_list(), table["neg_prompt"]
     if neg_prompts.null_count():  # single-explanation variants
         pos_ids, pos_ended = explainer.generate_ids(pos_prompts, vecs, **gen)

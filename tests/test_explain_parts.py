@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ CHUNK_ROWS = 2
 KEY = "fp0"
 
 
-def stand_in(chunk: Chunk) -> pl.DataFrame:
+def stand_in(chunk: Chunk, advance=None) -> pl.DataFrame:
     """What an LLM pass makes of a chunk, cheaply: texts and embeddings seeded by the chunk alone."""
     rng = np.random.default_rng([*chunk.split.encode(), chunk.index])
     rows = range(chunk.start, chunk.stop)
@@ -56,7 +57,7 @@ def test_a_killed_pass_resumes_with_only_the_missing_parts(tmp_path):
     assert PartFolder(root, KEY).finished() == ["train-00000", "train-00001"]  # written before the kill
 
     made = []
-    resumed = run_pass(root, lambda c: made.append(c.name) or stand_in(c))
+    resumed = run_pass(root, lambda c, _: made.append(c.name) or stand_in(c))
     assert made == ["train-00002", "train-00003", "test-00000", "test-00001"]
     uninterrupted = run_pass(tmp_path / "other.parts")
     assert_frame_equal(resumed, uninterrupted)
@@ -65,7 +66,7 @@ def test_a_killed_pass_resumes_with_only_the_missing_parts(tmp_path):
     assert_frame_equal(in_memory, uninterrupted)
 
     again = []
-    run_pass(root, lambda c: again.append(c) or stand_in(c))  # all parts there: nothing is made
+    run_pass(root, lambda c, _: again.append(c) or stand_in(c))  # all parts there: nothing is made
     assert again == []
     PartFolder(root, KEY).discard()
     assert not root.exists()
@@ -76,13 +77,13 @@ def test_parts_of_other_inputs_are_removed_not_reused(tmp_path):
     made = []
     folder = PartFolder(tmp_path / "p", "fp1")  # another fingerprint
     assert not (tmp_path / "p" / KEY).exists() and folder.finished() == []
-    build_in_parts(plan_chunks(SIZES, CHUNK_ROWS), lambda c: made.append(c) or stand_in(c), folder)
+    build_in_parts(plan_chunks(SIZES, CHUNK_ROWS), lambda c, _: made.append(c) or stand_in(c), folder)
     assert len(made) == 6
 
 
 def test_a_part_of_the_wrong_size_is_refused(tmp_path):
     with pytest.raises(ValueError, match="part train-00000 made 1 rows for a chunk of 2"):
-        build_in_parts(plan_chunks(SIZES, CHUNK_ROWS), lambda c: stand_in(c).head(1), PartFolder(tmp_path, KEY))
+        build_in_parts(plan_chunks(SIZES, CHUNK_ROWS), lambda c, _: stand_in(c).head(1), PartFolder(tmp_path, KEY))
     with pytest.raises(ValueError, match="every split is empty"):
         build_in_parts([], stand_in)
 
@@ -95,6 +96,20 @@ def test_one_bar_counts_resumed_rows_as_done(tmp_path, capsys):
     build_in_parts(plan_chunks(SIZES, CHUNK_ROWS), stand_in, PartFolder(root, KEY), progress=True)
     err = capsys.readouterr().err  # the bar's first state (2 parts resumed) and its last
     assert "explanations:  36%" in err and "4/11" in err and "11/11" in err
+
+
+def test_the_bar_moves_within_a_part_as_its_rows_are_made(capsys):
+    """One part can be minutes of generation: the bar follows each batch, not only each part."""
+    def make(chunk, advance):
+        for _ in range(chunk.rows):
+            time.sleep(0.15)  # past the bar's refresh interval (0.1 s)
+            advance(1)
+        advance(5)  # a batch counted twice moves the bar no further than the part's end
+        return stand_in(chunk)
+
+    build_in_parts(plan_chunks({"train": 3, "test": 1}, 3), make, progress=True)
+    err = capsys.readouterr().err
+    assert "1/4" in err and "2/4" in err and "4/4" in err and "8/4" not in err
 
 
 def test_the_fingerprint_changes_with_each_input(tmp_path):
@@ -176,7 +191,7 @@ def test_explanations_fingerprint_reads_every_input_of_the_step(tmp_path):
 if __name__ == "__main__":  # the process a test kills: the stand-in pass, SIGKILLed at chunk KILL_AT
     parts_root, kill_at = Path(sys.argv[1]), int(sys.argv[2])
 
-    def make(chunk: Chunk) -> pl.DataFrame:
+    def make(chunk: Chunk, advance) -> pl.DataFrame:
         if chunk.split == "train" and chunk.index == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         return stand_in(chunk)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from types import EllipsisType
@@ -184,8 +184,10 @@ class Explainer:
                                 temperature=None if greedy else temperature, top_p=None if greedy else top_p,
                                 top_k=None, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self._eos_ids())
 
-    def _batches(self, order: list[int], batch_size: int, seed: int, progress: bool):
-        """Yield (batch indices) under a per-batch seed, no grad, eval mode; restores both after."""
+    def _batches(self, order: list[int], batch_size: int, seed: int, progress: bool,
+                 on_batch: Callable[[int], None] | None = None):
+        """Yield (batch indices) under a per-batch seed, no grad, eval mode; restores both after.
+        ``on_batch(n)`` is told each batch's row count once the batch is done (a caller's bar)."""
         was_training = self.model.training
         self.model.eval()
         devices = [self.device] if self.device.type == "cuda" else []
@@ -195,6 +197,8 @@ class Explainer:
                 with torch.no_grad(), torch.random.fork_rng(devices=devices):
                     torch.manual_seed(seed * 1_000_003 + b)
                     yield order[start:start + batch_size]
+                if on_batch is not None:
+                    on_batch(len(order[start:start + batch_size]))
         finally:
             self.model.train(was_training)
 
@@ -217,7 +221,8 @@ class Explainer:
                      top_p: float = 1.0, progress: bool = False,
                      system: str | None | EllipsisType = ..., reply_prefix: str = "",
                      stop_at_sentence: bool = False, min_new_tokens: int = 8,
-                     return_ended: bool = False) -> list[list[int]] | tuple[list[list[int]], list[bool]]:
+                     return_ended: bool = False, on_batch: Callable[[int], None] | None = None,
+                     ) -> list[list[int]] | tuple[list[list[int]], list[bool]]:
         """Completion token ids per prompt, cut after the first end-of-sequence token (kept).
 
         ``reply_prefix`` (trusted text) starts the assistant's reply; it is not part of the
@@ -229,7 +234,8 @@ class Explainer:
         ``min_new_tokens`` tokens (``endings.SentenceStop``; the sentence end is kept, the
         padding after it is not). ``return_ended``: return ``(ids, ended)``, ``ended[i]`` True if
         row i ended on its own (EOS, a sentence-end stop, or a sentence end as its last token)
-        and False if it was cut at ``max_new_tokens``.
+        and False if it was cut at ``max_new_tokens``. ``on_batch(n)``: called as each batch of
+        ``n`` prompts is done.
         """
         self._check(prompts, user_vecs)
         rows = self.encode(prompts, system)
@@ -241,7 +247,7 @@ class Explainer:
         stopping = self._stopping(stop_at_sentence, min_new_tokens)
         out: list[list[int]] = [[] for _ in rows]
         ended: list[bool] = [False for _ in rows]
-        for batch in self._batches(order, batch_size, seed, progress):
+        for batch in self._batches(order, batch_size, seed, progress, on_batch):
             vecs = user_vecs[batch] if user_vecs is not None else None
             embeds, mask, _ = self._inputs([rows[i] for i in batch], vecs, grad=False)
             gen = self.model.generate(inputs_embeds=embeds, attention_mask=mask, generation_config=gen_cfg,
@@ -254,6 +260,7 @@ class Explainer:
                           max_new_tokens: int = 24, batch_size: int = 32, seed: int = 0, greedy: bool = False,
                           temperature: float = 1.0, top_p: float = 1.0, progress: bool = False,
                           stop_at_sentence: bool = False, min_new_tokens: int = 8, return_ended: bool = False,
+                          on_batch: Callable[[int], None] | None = None,
                           ) -> tuple[list[list[int]], list[list[int]]] | tuple[list[list[int]], list[list[int]],
                                                                                list[bool], list[bool]]:
         """``generate_ids`` for both polarities of each pair, the shared prompt prefix computed once.
@@ -266,7 +273,7 @@ class Explainer:
         Each batch's layout is ``[pad][soft][prefix][pad][suffix]``, the holes masked and
         positions from ``cumsum(mask)``, as everywhere else. Returns ``(pos_ids, neg_ids)``, or
         with ``return_ended`` ``(pos_ids, neg_ids, pos_ended, neg_ended)``; ``stop_at_sentence``,
-        ``min_new_tokens`` as in ``generate_ids``.
+        ``min_new_tokens``, ``on_batch`` (counting pairs) as in ``generate_ids``.
         """
         self._check(pos_prompts, user_vecs)
         if len(neg_prompts) != len(pos_prompts):
@@ -280,7 +287,7 @@ class Explainer:
         out_pos: list[list[int]] = [[] for _ in pos_rows]
         out_neg: list[list[int]] = [[] for _ in pos_rows]
         end_pos, end_neg = [False] * len(pos_rows), [False] * len(pos_rows)
-        for batch in self._batches(order, batch_size, seed, progress):
+        for batch in self._batches(order, batch_size, seed, progress, on_batch):
             vecs = user_vecs[batch] if user_vecs is not None else None
             embeds, mask, _ = self._inputs([pos_rows[i][:shared[i]] for i in batch], vecs, grad=False)  # (B, Lp, H)
             pos_ids = (mask.cumsum(-1) - 1).clamp(min=0)

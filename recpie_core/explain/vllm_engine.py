@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -193,25 +193,33 @@ class VLLMEngine:
     def generate_ids(self, prompts: Sequence[str], user_vecs: Tensor | None, max_new_tokens: int = 24,
                      batch_size: int = 32, seed: int = 0, greedy: bool = False, temperature: float = 1.0,
                      top_p: float = 1.0, progress: bool = False, stop_at_sentence: bool = False,
-                     min_new_tokens: int = 8, return_ended: bool = False):
-        """``Explainer.generate_ids``'s result from vLLM (``batch_size`` ignored: module docstring)."""
+                     min_new_tokens: int = 8, return_ended: bool = False,
+                     on_batch: Callable[[int], None] | None = None):
+        """``Explainer.generate_ids``'s result from vLLM (``batch_size`` ignored: module docstring;
+        ``on_batch`` is told once, at the end: vLLM takes every prompt in one call)."""
         (rows,) = self._generate([prompts], user_vecs, max_new_tokens, seed, greedy, temperature, top_p, progress,
                                  stop_at_sentence, min_new_tokens)
         ids, ended = self._cut(rows, stop_at_sentence, min_new_tokens)
+        if on_batch is not None:
+            on_batch(len(prompts))
         return (ids, ended) if return_ended else ids
 
     def generate_pair_ids(self, pos_prompts: Sequence[str], neg_prompts: Sequence[str], user_vecs: Tensor | None,
                           max_new_tokens: int = 24, batch_size: int = 32, seed: int = 0, greedy: bool = False,
                           temperature: float = 1.0, top_p: float = 1.0, progress: bool = False,
-                          stop_at_sentence: bool = False, min_new_tokens: int = 8, return_ended: bool = False):
+                          stop_at_sentence: bool = False, min_new_tokens: int = 8, return_ended: bool = False,
+                          on_batch: Callable[[int], None] | None = None):
         """``Explainer.generate_pair_ids``'s result: both polarities in the same calls, interleaved, so
-        that a pair's negative prompt finds its positive one's blocks in the prefix cache."""
+        that a pair's negative prompt finds its positive one's blocks in the prefix cache
+        (``on_batch`` as in ``generate_ids``)."""
         if len(neg_prompts) != len(pos_prompts):
             raise ValueError(f"{len(pos_prompts)} positive prompts but {len(neg_prompts)} negative ones")
         pos, neg = self._generate([pos_prompts, neg_prompts], user_vecs, max_new_tokens, seed, greedy, temperature,
                                   top_p, progress, stop_at_sentence, min_new_tokens)
         (pos_ids, pos_ended), (neg_ids, neg_ended) = (self._cut(pos, stop_at_sentence, min_new_tokens),
                                                       self._cut(neg, stop_at_sentence, min_new_tokens))
+        if on_batch is not None:
+            on_batch(len(pos_prompts))
         return (pos_ids, neg_ids, pos_ended, neg_ended) if return_ended else (pos_ids, neg_ids)
 
     def generate_logprobs(self, prompts: Sequence[str], user_vecs: Tensor | None, max_new_tokens: int = 24,

@@ -112,6 +112,20 @@ def test_open_engine_auto_without_vllm_is_the_explainers_own_generation(tiny_bas
     assert not list(tmp_path.iterdir())  # the HF engine writes nothing
 
 
+def test_each_finished_batch_is_reported_with_its_rows(tiny_base):
+    """What moves the explanation pass's bar within a part (explain_parts.build_in_parts)."""
+    explainer = tiny_explainer(tiny_base)
+    prompts = ["Why a cafe?", "Why a park nearby?", "Why a museum?"]
+    vecs = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
+    kw = GenerationConfig(max_new_tokens=3, batch_size=2).generate_kwargs(greedy=True)
+    for engine in (explainer, HFEngine(explainer)):
+        single, pairs = [], []
+        ids = engine.generate_ids(prompts, vecs, **kw, on_batch=single.append)
+        assert single == [2, 1] and ids == explainer.generate_ids(prompts, vecs, **kw)
+        engine.generate_pair_ids(prompts, prompts[::-1], vecs, **kw, on_batch=pairs.append)
+        assert pairs == [2, 1]  # pairs, not sequences
+
+
 @no_vllm
 def test_open_engine_vllm_without_vllm_raises_the_install_hint(tiny_base, tmp_path):
     with pytest.raises(RuntimeError, match=r"pip install -e \.\[vllm\]"):
