@@ -41,17 +41,13 @@ from bench_generate import make_pairs  # noqa: E402
 from recpie_core.explain.engine_config import EngineConfig  # noqa: E402
 from recpie_core.explain.engines import open_engine  # noqa: E402
 from recpie_core.explain.explainer import Explainer  # noqa: E402
-from recpie_core.explain.llm import LLMConfig, converted_model_dir  # noqa: E402
+from recpie_core.explain.llm import LLMConfig, converted_model_dir, randomize_lora  # noqa: E402
 from recpie_core.profiles import WHOLE  # noqa: E402
 
 
 def perturbed_explainer(cache: Path) -> Explainer:
     ex = Explainer.create(LLMConfig(device="cpu", dtype="bfloat16"), cache, seed=0)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in ex.model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    randomize_lora(ex.model, scale=0.05, seed=1)
     return ex
 
 

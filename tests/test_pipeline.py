@@ -4,8 +4,10 @@ report` and `recpie explain` show every model."""
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 
 import polars as pl
 import psutil
@@ -16,6 +18,8 @@ from recpie_assets.cli import main
 from recpie_core.profiles import BASELINES, get_profile
 
 pytestmark = pytest.mark.slow
+DAGSTER_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} - dagster - ")
+ROOT_LINE = re.compile(r"(DEBUG|INFO|WARNING) recpie_core")  # logging.basicConfig's format in the CLI
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +57,18 @@ def test_the_killed_steps_mlflow_run_is_marked_killed(finished_home):
     exp = client.get_experiment_by_name("recpie/mountain-view-smoke")
     runs = client.search_runs([exp.experiment_id], "tags.dagster_asset = 'explanations_r1'")
     assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
+
+
+def test_the_runs_output_prints_each_line_once(finished_home):
+    """Issue 9: the core's log lines reach the terminal through Dagster's logger only. Read from
+    the killed run's output (a `recpie run` from the data steps into explanations_r1), its
+    timestamps cut, progress bars left out."""
+    home, _ = finished_home
+    lines = [line.split(" - ", 1)[-1] if DAGSTER_LINE.match(line) else line
+             for line in (home / "killed-run.log").read_text().split("\n") if line and "\r" not in line]
+    assert len(lines) > 20
+    assert not [line for line in lines if ROOT_LINE.match(line)], "a core line through the root handler"
+    assert [line for line, n in Counter(lines).items() if n > 1] == []
 
 
 def test_resume_redoes_only_the_failed_round(finished_home):

@@ -183,3 +183,14 @@ def add_lora(model: PreTrainedModel, cfg: LLMConfig) -> PeftModel:
                       target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
     with peft_wrapping():
         return get_peft_model(model, lora)
+
+
+def randomize_lora(model: torch.nn.Module, scale: float, seed: int) -> None:
+    """Draw every LoRA B matrix from N(0, scale^2) (a fresh adapter's B is zero, so it changes
+    nothing): an adapter that moves the outputs as a trained one does, for tests and benchmarks
+    that must tell "applied" from "left out"."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * scale)

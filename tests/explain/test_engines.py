@@ -18,7 +18,7 @@ from recpie_core.explain.engine_config import EngineConfig
 from recpie_core.explain.engines import HFEngine, choose_engine, open_engine, vllm_installed
 from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.generation import GenerationConfig
-from recpie_core.explain.llm import LLMConfig, add_lora, prepare_tokenizer
+from recpie_core.explain.llm import LLMConfig, add_lora, prepare_tokenizer, randomize_lora
 from recpie_core.explain.merge import MERGED_MARK, adapter_digest, merged_model_folder
 from recpie_core.explain.soft_prompt import SoftPromptProjector
 
@@ -47,11 +47,7 @@ def tiny_explainer(folder, seed=1) -> Explainer:
     prepare_tokenizer(tok, base)
     cfg = LLMConfig(model=str(folder), device="cpu", dtype="float32", system_prompt="Be brief.")
     model = add_lora(base, cfg)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    randomize_lora(model, scale=0.3, seed=seed)
     torch.manual_seed(seed)
     return Explainer(model, tok, SoftPromptProjector(8, 32, 2), cfg)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from recpie_core.explain.explainer import Explainer
-from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm
+from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm, randomize_lora
 from recpie_core.explain.logprobs import token_logprobs
 from recpie_core.explain.prompts import PlaceText, encode_prompt, explanation_prompt
 from recpie_core.explain.text_encoder import LLMHiddenEncoder
@@ -25,14 +25,6 @@ PROMPTS = [explanation_prompt(HIST, PlaceText("Red Rock Coffee", "cafe", "live m
 def user_vecs(n=None, seed=0):
     n = len(PROMPTS) if n is None else n
     return torch.randn(n, 8, generator=torch.Generator().manual_seed(seed))
-
-
-def perturb_adapters(explainer, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in explainer.model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
 
 
 @slow
@@ -84,7 +76,7 @@ def test_reference_policy_is_the_base_model(llm_cache):
     cfg = LLMConfig(device="cpu", dtype="float32")
     explainer = Explainer(add_lora(base, cfg), tok, None, cfg)
     before, _ = explainer.sequence_logprobs(PROMPTS, None, ["Great coffee."] * 3)
-    perturb_adapters(explainer)
+    randomize_lora(explainer.model, scale=0.05, seed=1)
     with torch.no_grad():
         assert not torch.allclose(explainer.model(**x).logits, base_logits, atol=1e-3)
         with explainer.model.disable_adapter():
@@ -97,7 +89,7 @@ def test_reference_policy_is_the_base_model(llm_cache):
 
 @slow
 def test_save_and_load_round_trip(explainer, llm_cache, tmp_path):
-    perturb_adapters(explainer)
+    randomize_lora(explainer.model, scale=0.05, seed=1)
     with torch.no_grad():
         explainer.projector.proj.bias.add_(0.01)
     folder = explainer.save(tmp_path / "lora_adapter_r1")
@@ -161,7 +153,7 @@ def test_token_logprobs_is_the_full_log_softmax_chunk_by_chunk():
 def test_sequence_logprobs_equal_the_full_log_softmax_with_and_without_layer_checkpointing(llm_cache):
     # no LoRA dropout: in train mode (where transformers checkpoints) two passes see the same network
     explainer = Explainer.create(LLMConfig(device="cpu", dtype="float32", lora_dropout=0.0), llm_cache, seed=0)
-    perturb_adapters(explainer)
+    randomize_lora(explainer.model, scale=0.05, seed=1)
     u = user_vecs()
     comps = [[504, 2135, 30], [339, 1500], [4187]]
     rows = [p + c for p, c in zip(explainer.encode(PROMPTS), comps)]

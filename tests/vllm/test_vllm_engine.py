@@ -26,7 +26,7 @@ vllm = pytest.importorskip("vllm", reason="vllm is not installed (make test-vllm
 from recpie_core.explain.engine_config import EngineConfig  # noqa: E402
 from recpie_core.explain.engines import HFEngine, open_engine  # noqa: E402
 from recpie_core.explain.explainer import Explainer  # noqa: E402
-from recpie_core.explain.llm import LLMConfig, converted_model_dir  # noqa: E402
+from recpie_core.explain.llm import LLMConfig, converted_model_dir, randomize_lora  # noqa: E402
 from recpie_core.explain.prompt_table import build_prompts  # noqa: E402
 from recpie_core.explain.prompts import PromptConfig  # noqa: E402
 from recpie_core.explain.vllm_engine import VLLMEngine  # noqa: E402
@@ -62,11 +62,7 @@ def explainer(tmp_path_factory):
     cache = tmp_path_factory.mktemp("models")
     converted_model_dir(LLMConfig(), cache)
     ex = Explainer.create(LLMConfig(device="cpu", dtype="bfloat16"), cache, seed=0)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in ex.model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    randomize_lora(ex.model, scale=0.05, seed=1)
     return ex
 
 
