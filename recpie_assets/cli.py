@@ -15,6 +15,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from recpie_assets.console import quiet_libraries
 from recpie_assets.resources import PROJECT_ROOT, asked_from_env, crash_target, default_home
 from recpie_core.home import HomeError, HomeLock, Manifest, read_manifest, settle, write_manifest
 from recpie_core.paths import RecpieHome
@@ -310,9 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("alembic", "mlflow.store.db.utils"):  # a new store's migrations, step by step
-        logging.getLogger(name).setLevel(logging.WARNING)
+    # our INFO lines (outside a run: Dagster prints them during one), libraries' from WARNING up
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("recpie_core", "recpie_assets"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    quiet_libraries()
     try:
         return args.fn(args)
     except (UserError, HomeError, ValueError, FileNotFoundError) as exc:

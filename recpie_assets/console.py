@@ -4,9 +4,15 @@ A failed step makes Dagster log two tracebacks (the step's and the run's, ~100 l
 line for every step downstream of it that is not run. `recpie run` prints one line for the
 failed run instead; all of it stays in the run's event log (the UI shows it) and comes back on
 the console with ``verbose: true`` (`recpie run --verbose`).
+
+Libraries' own chatter (MLflow's INFO lines and artifact bars, Hugging Face's weight-loading
+bars, sentence-transformers' INFO lines) is nothing a user can act on: ``quiet_libraries``
+turns it off in every process that loads the code location, unless the user's environment
+asks for it.
 """
 
 import logging
+import os
 
 import dagster as dg
 
@@ -30,3 +36,19 @@ def console(init_context: dg.InitLoggerContext) -> logging.Logger:
     if not init_context.logger_config["verbose"]:
         log.addFilter(_not_failure_detail)
     return log
+
+
+# what each library reads at import or call time; a user's own setting wins
+QUIET_ENV = {
+    "MLFLOW_LOGGING_LEVEL": "WARNING",                 # "Validating input example ...", per logged model
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",   # "Downloading artifacts", per logged model
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",               # transformers' "Loading weights", per model load
+}
+
+
+def quiet_libraries() -> None:
+    """Set ``QUIET_ENV`` where the environment does not, and lower MLflow's logger if MLflow is
+    already imported (it reads its level once, at import)."""
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())

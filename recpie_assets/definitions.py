@@ -8,12 +8,14 @@ import dagster as dg
 
 from recpie_assets import baselines, checks, ingest, rounds, split
 from recpie_assets.champion import build_champion_asset
-from recpie_assets.console import console
+from recpie_assets.console import console, quiet_libraries
 from recpie_assets.executor import local_executor, step_executor
 from recpie_assets.report import build_report_asset
 from recpie_assets.resources import MlflowResource, RecpieResource, WarehouseIOManager, settings_from_env
 from recpie_assets.sensors import WEEKLY, build_retrain_schedule, build_source_sensor
 from recpie_core.profiles import get_profile
+
+quiet_libraries()  # before any step imports transformers or logs a model
 
 
 def build_resources(profile: str, home: str, source: str = "") -> dict:
