@@ -34,6 +34,7 @@ from recpie_core.store import (
     is_round_model,
     load_inputs,
     load_pie_history,
+    load_pie_readout,
     load_predictions,
     load_round,
     make_encoder,
@@ -102,7 +103,8 @@ def ladder_rows(results: dict[str, ModelResult], valid: dict[str, float], rounds
 
 
 def pie_history(adapters: list[Path]) -> dict[str, dict]:
-    """Per round: the PIE update's reward over its steps (first and last quarter) and its other statistics."""
+    """Per round: the PIE update's reward over its steps (first and last quarter), the same pairs'
+    reward before and after it (``readout``, empty where not taken) and its other statistics."""
     out = {}
     for k, folder in enumerate(adapters, start=1):
         hist = load_pie_history(folder)
@@ -114,7 +116,8 @@ def pie_history(adapters: list[Path]) -> dict[str, dict]:
                                "reward_first": mean(hist[:q], "reward_mean"),
                                "reward_last": mean(hist[-q:], "reward_mean"),
                                **{key: mean(hist, key) for key in ("clipped_frac", "kl_ref", "ended_frac")
-                                  if key in hist[0]}}
+                                  if key in hist[0]},
+                               "readout": load_pie_readout(folder)}
     return out
 
 

@@ -53,12 +53,18 @@ def _pie_markdown(pie: dict[str, dict]) -> list[str]:
         return []
     lines = ["## The PIE update per round", "",
              "Mean reward (Eq. 4, on the sampled training pairs) over the first and the last quarter of the "
-             "round's steps; the curve is in `ladder.png`.", "",
-             "| round | steps | reward first | reward last | change | clipped | KL to reference | ended on their own |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "round's steps (the curve is in `ladder.png`): each step draws other pairs, so this moves with the "
+             "draw. *Same pairs*: the first step's batch sampled again with its seed after the last step, "
+             "reward before -> after, the change ± its standard error: only the policy differs.", "",
+             "| round | steps | reward first | reward last | change | same pairs before -> after | change ± se "
+             "| clipped | KL to reference | ended on their own |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, p in pie.items():
+        r = p.get("readout") or {}
+        same = (f"{r['before']:.4f} -> {r['after']:.4f} | {r['after'] - r['before']:+.4f} ± {_fmt(r['diff_se'], 4)}"
+                if r else "- | -")
         lines.append(f"| {name} | {p['steps']} | {_fmt(p['reward_first'], 4)} | {_fmt(p['reward_last'], 4)} | "
-                     f"{p['reward_last'] - p['reward_first']:+.4f} | {_fmt(p.get('clipped_frac'))} | "
+                     f"{p['reward_last'] - p['reward_first']:+.4f} | {same} | {_fmt(p.get('clipped_frac'))} | "
                      f"{_fmt(p.get('kl_ref'), 4)} | {_fmt(p.get('ended_frac'))} |")
     return lines
 

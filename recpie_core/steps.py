@@ -105,7 +105,8 @@ def update_lora(split: Path, places: Path, recommender: Path, adapter: Path | No
     last = stats.history[-1] if stats.history else {}
     return Written(folder, {"steps": stats.steps, "mean_reward": stats.mean_reward, "seconds": round(stats.seconds, 1),
                             **{f"last_{k_}": v for k_, v in last.items()
-                               if k_ in ("reward_mean", "clipped_frac", "log_ratio_mean")}})
+                               if k_ in ("reward_mean", "clipped_frac", "log_ratio_mean")},
+                            **{f"readout_{k_}": stats.readout[k_] for k_ in ("before", "after") if stats.readout}})
 
 
 def explanations_fingerprint(split: pl.DataFrame, prompts: pl.DataFrame, recommender: Path, adapter: Path | None,

@@ -210,10 +210,17 @@ def fit_valid_rmse(folder: Path) -> float:
 
 def save_pie_stats(folder: Path, stats: PIEStats) -> None:
     (folder / PIE).write_text(json.dumps({"steps": stats.steps, "seconds": stats.seconds,
-                                          "n_problems": stats.n_problems, "history": stats.history}, indent=1))
+                                          "n_problems": stats.n_problems, "history": stats.history,
+                                          "readout": stats.readout}, indent=1))
 
 
 def load_pie_history(folder: Path) -> list[dict]:
     """Per PIE step statistics of the update saved in ``folder``; empty when there was none."""
     path = folder / PIE
     return json.loads(path.read_text())["history"] if path.is_file() else []
+
+
+def load_pie_readout(folder: Path) -> dict:
+    """The update's same-pairs reward before and after (``PIEStats.readout``); empty when not taken."""
+    path = folder / PIE
+    return json.loads(path.read_text()).get("readout", {}) if path.is_file() else {}

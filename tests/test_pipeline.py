@@ -98,6 +98,9 @@ def test_report_has_every_model_on_both_scales(finished_home, capsys):
     rmse = doc["paired"]["recpie_r0"]["rmse"]
     assert rmse["low"] <= rmse["estimate"] <= rmse["high"] and 0 < rmse["p_value"] <= 1
     assert len(doc["pie"]["recpie_r1"]["reward"]) == smoke.pie.steps
+    readout = doc["pie"]["recpie_r1"]["readout"]
+    assert readout["samples"] == smoke.pie.batch_size and 0 < readout["before"] <= 1 and 0 < readout["after"] <= 1
+    assert "same pairs before -> after" in (home / "reports" / "evaluation.md").read_text()
     assert (home / "reports" / "ladder.png").stat().st_size > 0
     for name, entry in doc["models"].items():
         assert 0 < entry["rmse"] < 4 and 0 < entry["unit"]["rmse"] < 1, name

@@ -32,6 +32,8 @@ class PIEConfig:
     trim_cut: bool = False  # the recommender reads whole_explanation(text): texts cut at the cap trimmed
     grad_clip: float = 1.0  # max global gradient norm (0 disables)
     weight_decay: float = 0.0  # AdamW weight decay
+    readout: bool = True  # after the last step, the first step's pairs sampled again (same seed) and scored:
+    # the same pairs' reward before and after the update (PIEStats.readout; the per-step reward follows the draw)
     checkpoint_layers: bool = True  # recompute decoder activations in backward: 9.6 -> 3.7 GB at 32 x 195
     # tokens (SmolLM2, fp32), ~25% more time; see Explainer.sequence_logprobs
 

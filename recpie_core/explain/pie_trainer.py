@@ -29,7 +29,10 @@ Logged per step (one sampled batch): ``reward_mean`` (``reward_pos``, ``reward_n
 ``clipped_frac`` (share of token gradients the clip zeroed: eq7, ratio to the reference at the
 sampling policy; ppo, over all passes, so 0 with one pass), ``ratio_mean/min/max`` and
 ``log_ratio`` (to the reference, at the sampling policy), ``ended_frac`` (share of explanations
-that ended on their own), ``tokens_mean``, ``grad_norm`` (last pass).
+that ended on their own), ``tokens_mean``, ``grad_norm`` (last pass). With ``cfg.readout``, after
+the last step: ``readout_before`` and ``readout_after``, the first step's pairs scored again with
+the same sampling seed under the updated policy (``PIEStats.readout``). Each step's own reward
+mostly follows which pairs it drew (bench/reports/reward_signal.md); this pair of numbers does not.
 """
 
 from __future__ import annotations
@@ -71,6 +74,9 @@ class PIEStats:
     history: list[dict[str, float]] = field(default_factory=list)  # the metrics logged per step
     n_problems: int = 0  # explanations the screen flagged (and replaced by its fallback)
     optimizer_steps: int = 0  # steps * ppo_epochs
+    # the first step's batch (pairs, seed) scored before and after the update: "pairs" (distinct), "samples"
+    # (the batch), "before", "after" (mean rewards), "diff_se" (standard error of the paired difference)
+    readout: dict[str, float] = field(default_factory=dict)
 
     @property
     def mean_reward(self) -> float:
@@ -143,18 +149,14 @@ def _pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: S
         cursor += pairs
         vecs = user_vecs[idx]
 
-        # 1. sample explanations with the current policy
+        # 1. sample explanations with the current policy; 2. rewards from the caller's frozen recommender
         prompts_b = {pol: [prompts[i] for i in idx.tolist()] for pol, prompts in polarities}
-        sampled = _sample(explainer, prompts_b, vecs, gen, seed=gen.seed * 100_003 + step_offset + step)
-        texts, ended = {}, []
-        for pol, (ids, ends) in sampled.items():
-            texts[pol], _, problems = screen_generated(explainer.decode(ids), ends, cfg.trim_cut, gen.max_chars)
-            stats.n_problems += sum(bool(p) for p in problems)
-            ended += ends
-
-        # 2. rewards from the caller's frozen recommender; advantages per polarity over the batch
-        r_pos, r_neg = reward_fn(idx, texts["pos"], texts.get("neg"))
-        rewards = {"pos": r_pos.detach().float().cpu(), "neg": None if r_neg is None else r_neg.detach().float().cpu()}
+        seed = gen.seed * 100_003 + step_offset + step
+        sampled, rewards, ended, n_problems = _sample_and_score(explainer, prompts_b, idx, vecs, reward_fn, cfg, seed)
+        stats.n_problems += n_problems
+        if step == 0:
+            first = (prompts_b, idx, vecs, seed, rewards)
+        # advantages per polarity over the batch
         adv = {pol: advantages(rewards[pol], cfg.baseline, cfg.advantage_norm, cfg.group_size) for pol in sampled}
 
         # 3. reference and policy log-probs, the objective per polarity, ppo_epochs optimizer steps
@@ -210,5 +212,39 @@ def _pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: S
         log.info("pie step %d: reward %.4f loss %.4f kl %.4f clipped %.3f ended %.2f", step, metrics["reward_mean"],
                  metrics["loss"], metrics["kl_ref"], metrics["clipped_frac"], metrics["ended_frac"])
 
+    if cfg.readout and stats.steps:
+        stats.readout = _readout(explainer, reward_fn, cfg, *first)
+        tracker.log_metrics({"readout_before": stats.readout["before"], "readout_after": stats.readout["after"]},
+                            step=step_offset + stats.steps - 1)
+        log.info("pie readout: the first step's %d pairs scored %.4f before the update, %.4f after (se %.4f)",
+                 stats.readout["pairs"], stats.readout["before"], stats.readout["after"], stats.readout["diff_se"])
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _sample_and_score(explainer: Explainer, prompts_b: dict[str, list[str]], idx: Tensor, vecs: Tensor,
+                      reward_fn: RewardFn, cfg: PIEConfig, seed: int):
+    """One batch under the current policy: (sampled ids and endings per polarity, rewards per
+    polarity on the CPU (``neg`` None for single-explanation variants), endings, screen flags)."""
+    sampled = _sample(explainer, prompts_b, vecs, cfg.generation, seed=seed)
+    texts, ended, n_problems = {}, [], 0
+    for pol, (ids, ends) in sampled.items():
+        texts[pol], _, problems = screen_generated(explainer.decode(ids), ends, cfg.trim_cut, cfg.generation.max_chars)
+        n_problems += sum(bool(p) for p in problems)
+        ended += ends
+    r_pos, r_neg = reward_fn(idx, texts["pos"], texts.get("neg"))
+    rewards = {"pos": r_pos.detach().float().cpu(), "neg": None if r_neg is None else r_neg.detach().float().cpu()}
+    return sampled, rewards, ended, n_problems
+
+
+def _readout(explainer: Explainer, reward_fn: RewardFn, cfg: PIEConfig, prompts_b: dict[str, list[str]],
+             idx: Tensor, vecs: Tensor, seed: int, before: dict[str, Tensor | None]) -> dict[str, float]:
+    """The first step's batch sampled again with its seed under the updated policy and scored: a
+    paired before/after over the same pairs and the same sampling stream."""
+    with torch.no_grad():
+        _, after, _, _ = _sample_and_score(explainer, prompts_b, idx, vecs, reward_fn, cfg, seed)
+    b, a = (torch.stack([r for r in rs.values() if r is not None]).mean(0) for rs in (before, after))  # (B,)
+    diff = a - b  # per sample, over its polarities (the pipeline's reward is one per pair, for both texts)
+    se = (diff.std() / len(diff) ** 0.5).item() if len(diff) > 1 else float("nan")
+    return {"pairs": len(set(idx.tolist())), "samples": len(diff), "before": b.mean().item(),
+            "after": a.mean().item(), "diff_se": se}

@@ -6,6 +6,7 @@ replies that start with "A" raises that token's log-probability, and a reward fo
 "coffee" raises the share of sampled explanations that do."""
 
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -93,7 +94,7 @@ def test_pie_steps_train_lora_and_projector_only(explainer, objective):
                                  **extra), tracker, step_offset=10)
     assert stats.steps == 2 and len(stats.history) == 2
     assert stats.optimizer_steps == (4 if objective == "ppo" else 2)
-    assert [s for s, _ in tracker.rows] == [10, 11]
+    assert [s for s, _ in tracker.rows] == [10, 11, 11]  # the steps, then the readout at the last step
     first = tracker.rows[0][1]
     assert first["ratio_mean"] == pytest.approx(1.0)  # to the reference, at the sampler: LoRA B starts at zero
     assert first["kl_ref"] == pytest.approx(0.0, abs=1e-7)
@@ -131,6 +132,30 @@ def test_the_same_update_twice_gives_the_same_weights(explainer):
     first, second = update(), update()
     assert any(not torch.equal(first[n], start[n]) for n in start)
     assert all(torch.equal(first[n], second[n]) for n in start)
+
+
+@slow
+def test_the_readout_scores_the_first_steps_batch_again(explainer):
+    """A reward that reads only which pair it scores: the same pairs give the same readout however
+    far the policy moved, and the update's own first step is its "before"."""
+    tracker, seen = ListTracker(), []
+
+    def reward_fn(idx, pos, neg):
+        seen.append(idx.tolist())
+        return idx.float() / 10, idx.float() / 10 + 0.5
+
+    cfg = PIEConfig(objective="ppo", baseline="batch_mean", lr=1e-2, steps=3, batch_size=2,
+                    generation=GenerationConfig(max_new_tokens=3))
+    prompts = ["Why visit a cafe?", "Why visit a park?", "Why visit a bar?", "Why visit a shop?"]
+    stats = pie_update(explainer, prompts, prompts[::-1], torch.randn(4, 8), reward_fn, cfg, tracker)
+    assert len(seen) == 4 and seen[-1] == seen[0]  # three steps, then the first step's batch again
+    r = stats.readout
+    assert (r["pairs"], r["samples"]) == (2, 2) and r["before"] == r["after"]
+    assert r["before"] == pytest.approx(stats.history[0]["reward_mean"])
+    assert r["diff_se"] == 0.0
+    assert tracker.rows[-1] == (2, {"readout_before": r["before"], "readout_after": r["after"]})
+    assert pie_update(explainer, prompts, None, torch.randn(4, 8), lambda idx, pos, neg: (idx.float(), None),
+                      replace(cfg, readout=False)).readout == {}
 
 
 @slow
@@ -209,4 +234,5 @@ def test_a_reward_for_a_word_raises_its_share_of_sampled_explanations(explainer,
     after = share()
     assert after >= before + 0.3, (before, after, [h["reward_mean"] for h in stats.history])
     assert stats.reward_last > stats.reward_first
+    assert stats.readout["after"] >= stats.readout["before"] + 0.3  # the same pairs, sampled the same way
     assert stats.history[-1]["kl_ref"] > 0 and stats.optimizer_steps == cfg.steps * cfg.ppo_epochs
