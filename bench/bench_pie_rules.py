@@ -14,9 +14,10 @@ projections never saw one). An arm whose home already holds ``recommender_r1`` i
         --work /tmp/pie_rules --out bench/reports/pie_rules.json
 
 Per arm: validation RMSE (unit scale, mean over seeds: the selection), the PIE reward over the
-first and last quarter of its steps, the positive explanations' coverage of the true liked
-aspects on validation rows, the share cut at the token cap; and, for the record only (never
-for the choice), test RMSE against ``recpie_r0`` and against ``chosen`` with paired intervals.
+first and last quarter of its steps and on the first step's pairs before and after the update,
+the positive explanations' coverage of the true liked aspects on validation rows, the share cut
+at the token cap; and, for the record only (never for the choice), test RMSE against
+``recpie_r0`` and against ``chosen`` with paired intervals.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def main() -> None:
         rows.append({"arm": arm, "seconds": seconds.get(arm),
                      "valid_rmse_unit": store.fit_valid_rmse(home.model(store.recommender(1))),
                      "reward_first": pie.get("reward_first"), "reward_last": pie.get("reward_last"),
+                     "readout": pie.get("readout") or None,  # the same pairs before and after (newer homes)
                      **valid_quality(home, truth),
                      "test_vs_r0": versus(result, r0, y, args.bootstrap),
                      **({} if arm == "chosen" else {"test_vs_chosen": versus(result, chosen, y, args.bootstrap)})})
