@@ -164,8 +164,9 @@ def test_sequence_logprobs_equal_the_full_log_softmax_with_and_without_layer_che
                                  use_cache=False).logits.float()  # (N, L, V)
         full = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (N, L - 1)
     logp, m = explainer.sequence_logprobs(PROMPTS, u, comps)
-    for i, c in enumerate(comps):
-        assert torch.allclose(logp[i, :len(c)], full[i, -len(c):], atol=1e-5)
+    for i, c in enumerate(comps):  # fp32 through 30 layers: other shapes, other summation orders in the
+        # kernels (2.3e-5 apart on an AVX2-only CPU, below 1e-5 with AMX); a wrong token or shift is > 0.1 off
+        assert torch.allclose(logp[i, :len(c)], full[i, -len(c):], atol=1e-4)
     explainer.model.train()
     calls = []  # a checkpointed layer's attention runs twice: forward, and again in the backward pass
     layer = explainer.model.get_base_model().get_decoder().layers[0]
