@@ -9,6 +9,7 @@ from __future__ import annotations
 SECTIONS = ("## Machine", "## Matmul probe and the bound", "## Generation", "## Ingestion vs zcat",
             "## One PIE step", "## Recommender vs SASRec", "## The demo end to end, by asset",
             "## Paper scale: the `paper` profile's run plan")
+DTYPE_SHORT = {"bfloat16": "bf16", "float32": "fp32"}
 
 
 def _n(x: float | None, digits: int = 0) -> str:
@@ -40,19 +41,24 @@ def _probe(r: dict) -> list[str]:
     for when, probe in zip(("before generation", "after generation"), r["probes"]):
         out += [f"| {when} | {dt} | {shape} | {_n(v, 1)} |"
                 for dt, shapes in probe.items() for shape, v in shapes.items()]
-    out += ["", f"Bound: the best bf16 rate, {_n(b['bf16_gflops'], 1)} GFLOP/s, over 2 x {_n(b['params'])} "
-            f"parameters = {_n(b['flop_per_token'] / 1e9, 3)} GFLOP per token processed: **{_n(b['tokens_per_s'])} "
-            f"tokens/s** (fp32: {_n(b['fp32_gflops'], 1)} GFLOP/s, {_n(b['fp32_tokens_per_s'])} tokens/s; bf16 is "
-            f"{b['bf16_gflops'] / b['fp32_gflops']:.1f}x fp32). The bound counts matmul work only; attention over "
-            "~150 tokens adds a few percent that it leaves out.", ""]
+    short = DTYPE_SHORT[b.get("dtype", "bfloat16")]  # reports before 2026-12-02 measured bf16 only
+    if short == "bf16":
+        other = f"fp32 {_n(b['fp32_gflops'], 1)} GFLOP/s; bf16 is {b['bf16_gflops'] / b['fp32_gflops']:.1f}x fp32"
+    else:
+        other = "bf16 not probed: without AMX or AVX-512 BF16 it is emulated, and the LLM runs in fp32"
+    out += ["", f"Bound: the best {short} rate (the precision the LLM runs in here), {_n(b[short + '_gflops'], 1)} "
+            f"GFLOP/s, over 2 x {_n(b['params'])} parameters = {_n(b['flop_per_token'] / 1e9, 3)} GFLOP per token "
+            f"processed: **{_n(b['tokens_per_s'])} tokens/s** ({other}). The bound counts matmul work only; "
+            "attention over ~150 tokens adds a few percent that it leaves out.", ""]
     return out
 
 
 def _generation(r: dict) -> list[str]:
     g = r["generation"]
+    dtype = DTYPE_SHORT[r["bound"].get("dtype", "bfloat16")]
     out = [SECTIONS[2], "", f"{g['pairs']} pairs of the project's prompts (bench_generate.make_pairs, history "
            f"{g['history']}: {g['prompt_tokens_mean']:.0f} prompt tokens on average with the soft prompt), up to "
-           f"{g['new_tokens']} new tokens, greedy, bf16; the naive row runs the first {g['naive_prompts']} prompts. "
+           f"{g['new_tokens']} new tokens, greedy, {dtype}; the naive row runs the first {g['naive_prompts']} prompts. "
            "Tokens processed = prompt + generated tokens per explanation, as if computed in full (the pair rows "
            "compute each shared prefix once). Load: the 1-minute load average as the row started (the vLLM rows "
            f"run in one subprocess, after its start-up; the machine has {r['machine']['cores']} cores).", "",
@@ -67,7 +73,7 @@ def _generation(r: dict) -> list[str]:
                    f"{_n(row['startup_s'], 1)} | {_n(row.get('load'), 1)} |")
     goal = g["goals"]
     out += ["", f"Goals on this CPU, best engine ({goal['best']}):",
-            f"- at least {goal['min_share']:.0%} of the bf16 bound: {_verdict(goal['share_met'])}, "
+            f"- at least {goal['min_share']:.0%} of the bound: {_verdict(goal['share_met'])}, "
             f"{goal['share_of_bound']:.1%} ({goal['share_of_bound'] / goal['min_share']:.2f} of the goal);",
             f"- at least {goal['min_x_naive']:.0f}x naive: {_verdict(goal['x_naive_met'])}, {goal['x_naive']:.1f}x "
             f"({goal['x_naive'] / goal['min_x_naive']:.2f} of the goal).", ""]

@@ -6,9 +6,10 @@ memory, library versions, the UTC date and the load average: throughput on a sha
 is a lower bound, and the load says how much lower.
 
 ``matmul_probe()`` times ``torch.matmul`` at the explainer's own shapes (``tokens`` rows
-through SmolLM2's 576 -> 1536 MLP projection) and at a square 2048 product, in bf16 and fp32,
-and reports GFLOP/s (2 M N K per product). The best bf16 rate divided by 2 x params FLOP per
-token is the tokens/s bound a generation engine is measured against.
+through SmolLM2's 576 -> 1536 MLP projection) and at a square 2048 product, in bf16 and fp32
+(or only the dtypes asked for: bf16 without AMX or AVX-512 BF16 is emulated, a product can take
+a minute), and reports GFLOP/s (2 M N K per product). The best rate in the LLM's precision
+divided by 2 x params FLOP per token is the tokens/s bound a generation engine is measured against.
 """
 
 from __future__ import annotations
@@ -105,14 +106,16 @@ def _rate(m: int, k: int, n: int, dtype: torch.dtype, seconds: float) -> float:
     return best
 
 
-def matmul_probe(tokens: int, seconds: float) -> dict[str, dict[str, float]]:
-    """``{dtype: {shape: GFLOP/s}}`` for bf16 and fp32 at the LLM's shape and a square 2048 product."""
+def matmul_probe(tokens: int, seconds: float, dtypes: tuple[str, ...] = ("bfloat16", "float32")
+                 ) -> dict[str, dict[str, float]]:
+    """``{dtype: {shape: GFLOP/s}}`` for ``dtypes`` at the LLM's shape and a square 2048 product."""
     h, f = LLM_SHAPE
     shapes = {f"llm {tokens}x{h}x{f}": (tokens, h, f), "square 2048": (2048, 2048, 2048)}
-    return {name: {label: round(_rate(m, k, n, dtype, seconds), 1) for label, (m, k, n) in shapes.items()}
-            for name, dtype in (("bfloat16", torch.bfloat16), ("float32", torch.float32))}
+    return {name: {label: round(_rate(m, k, n, getattr(torch, name), seconds), 1)
+                   for label, (m, k, n) in shapes.items()} for name in dtypes}
 
 
-def best_rate(probes: list[dict[str, dict[str, float]]], dtype: str) -> float:
-    """The best GFLOP/s any probe of ``dtype`` reached: the machine's bound for that dtype."""
-    return max(v for p in probes for v in p[dtype].values())
+def best_rate(probes: list[dict[str, dict[str, float]]], dtype: str) -> float | None:
+    """The best GFLOP/s any probe of ``dtype`` reached: the machine's bound for that dtype (None: not probed)."""
+    rates = [v for p in probes for v in p.get(dtype, {}).values()]
+    return max(rates) if rates else None

@@ -6,11 +6,12 @@ SPEC (written by ``gen_bench.vllm_rows``): ``pos``, ``neg`` (the pairs' prompts)
 prompts, pos and neg interleaved, for ``generate_ids``), ``warm_pos``/``warm_neg`` (two more pairs
 for the warm-up), ``vecs`` (user vectors, one per pair), ``batch`` (explanations per call),
 ``new_tokens``, ``cache`` (the models folder the parent converted the GGUF into), ``work`` (vLLM's
-merged-model folders), ``threads``. Each call gets prompts no earlier call saw: vLLM's prefix cache
-would otherwise serve them. OUT: ``version``, ``startup_s`` (``open_engine`` until the engine is
-ready), ``pairs_s`` and ``pairs_ids`` (``generate_pair_ids``), ``single_s`` and ``single_ids``
+merged-model folders), ``threads``, ``dtype`` (the LLM's precision in the parent). Each call gets
+prompts no earlier call saw: vLLM's prefix cache would otherwise serve them. OUT: ``version``,
+``startup_s`` (``open_engine`` until the engine is ready), ``pairs_s`` and ``pairs_ids``
+(``generate_pair_ids``), ``single_s`` and ``single_ids``
 (``generate_ids``), after the warm-up call, which is not timed.
-The explainer is built as the parent builds it (fresh LoRA, seed 0, bf16 on the CPU), so both
+The explainer is built as the parent builds it (fresh LoRA, seed 0, its dtype on the CPU), so both
 processes run the same model on the same inputs.
 """
 
@@ -45,7 +46,7 @@ def main(spec_path: Path, out_path: Path) -> None:
     torch.set_num_threads(spec["threads"])
     pos, neg, batch = spec["pos"], spec["neg"], spec["batch"]
     vecs = torch.tensor(spec["vecs"], dtype=torch.float32)
-    explainer = Explainer.create(LLMConfig(device="cpu", dtype="bfloat16"), Path(spec["cache"]), seed=0)
+    explainer = Explainer.create(LLMConfig(device="cpu", dtype=spec["dtype"]), Path(spec["cache"]), seed=0)
     kw = dict(max_new_tokens=spec["new_tokens"], greedy=True)
 
     cores = sorted(os.sched_getaffinity(0))

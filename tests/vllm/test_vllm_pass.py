@@ -2,7 +2,7 @@
 
 ``steps.generate_explanations`` on a profile whose ``loop.engine`` is "vllm" (the switch a user
 makes) against the same profile with "hf": the same table (rows, keys, columns and types, the same
-texts on most rows: bf16 rounding may split a few), written in several parts through one engine,
+texts on most rows: float rounding may split a few), written in several parts through one engine,
 the step's summary naming the engine, and vLLM's merged model folder gone afterwards.
 """
 
@@ -28,11 +28,12 @@ GEN = GenerationConfig(max_new_tokens=16, batch_size=8, stop_at_sentence=True, m
 
 
 def profile(engine: str):
-    """The smoke profile, bf16 on the CPU, greedy whole-sentence explanations in parts of 16 rows."""
+    """The smoke profile on the CPU in its precision ("auto"), greedy whole-sentence explanations in
+    parts of 16 rows."""
     smoke = get_profile("smoke")
     loop = replace(smoke.loop, generation=GEN, chunk_rows=16, greedy=True, engine=EngineConfig(engine=engine))
     return replace(smoke, loop=loop, pie=replace(smoke.pie, generation=GEN),
-                   llm=replace(smoke.llm, device="cpu", dtype="bfloat16"))
+                   llm=replace(smoke.llm, device="cpu", dtype="auto"))
 
 
 @pytest.fixture(scope="module")
