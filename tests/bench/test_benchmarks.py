@@ -34,7 +34,7 @@ def test_quick_run_writes_every_section(tmp_path, finished_home):
     assert r["config"]["name"] == "quick" and r["machine"]["load_before"] and r["machine"]["load_after"]
     assert r["bound"]["dtype"] in ("bfloat16", "float32")  # the LLM's precision here, and its bound
     assert r["bound"]["tokens_per_s"] == pytest.approx(r["bound"]["gflops"] * 1e9 / r["bound"]["flop_per_token"],
-                                                       rel=1e-3)
+                                                       rel=1e-3, abs=0.05)  # stored to 0.1 tokens/s
     assert 1e8 < r["bound"]["params"] < 2e8  # SmolLM2-135M
 
     rows = {row["engine"]: row for row in r["generation"]["rows"]}
