@@ -67,7 +67,7 @@ def generation(explainer: Explainer, cfg: BenchConfig, cache: Path, work: Path) 
     vecs = torch.randn(cfg.gen_pairs, 8, generator=torch.Generator().manual_seed(0))
     rows = hf_rows(explainer, pos, neg, vecs, cfg.naive_prompts, cfg.batch, cfg.new_tokens)
     rows += vllm_rows(explainer, pos, neg, vecs, cfg.batch, cfg.new_tokens, cache, work, cfg.threads,
-                      cfg.vllm_timeout, cfg.history, explainer.cfg.dtype)
+                      cfg.vllm_timeout, cfg.history)
     return {"pairs": cfg.gen_pairs, "history": cfg.history, "new_tokens": cfg.new_tokens,
             "naive_prompts": cfg.naive_prompts, "rows": rows,
             "prompt_tokens_mean": prompt_tokens(explainer, pos + neg, True) / (2 * cfg.gen_pairs)}

@@ -88,7 +88,7 @@ def _failed(engine: str, why: str) -> dict:
 
 
 def vllm_rows(explainer, pos: list[str], neg: list[str], vecs: torch.Tensor, batch: int, new_tokens: int,
-              cache: Path, work: Path, threads: int, timeout: int, history: int, dtype: str) -> list[dict]:
+              cache: Path, work: Path, threads: int, timeout: int, history: int) -> list[dict]:
     """The vLLM rows, measured in a subprocess of ``.venv-vllm``; one status row when it cannot run.
 
     vLLM's prefix cache outlives a call: the ``generate_ids`` row and the warm-up get prompts of
@@ -105,7 +105,7 @@ def vllm_rows(explainer, pos: list[str], neg: list[str], vecs: torch.Tensor, bat
         spec.write_text(json.dumps({"pos": pos, "neg": neg, "single": single, "warm_pos": warm_pos,
                                     "warm_neg": warm_neg, "vecs": vecs.tolist(), "batch": batch,
                                     "new_tokens": new_tokens, "cache": str(cache), "work": str(work / "vllm"),
-                                    "threads": threads, "dtype": dtype}))
+                                    "threads": threads, "dtype": explainer.cfg.dtype}))
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         load = _load()

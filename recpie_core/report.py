@@ -33,8 +33,7 @@ from recpie_core.store import (
     has_predictions,
     is_round_model,
     load_inputs,
-    load_pie_history,
-    load_pie_readout,
+    load_pie_stats,
     load_predictions,
     load_round,
     make_encoder,
@@ -107,7 +106,8 @@ def pie_history(adapters: list[Path]) -> dict[str, dict]:
     reward before and after it (``readout``, empty where not taken) and its other statistics."""
     out = {}
     for k, folder in enumerate(adapters, start=1):
-        hist = load_pie_history(folder)
+        saved = load_pie_stats(folder)
+        hist = saved.get("history", [])
         if not hist:
             continue
         q = max(1, len(hist) // 4)
@@ -117,7 +117,7 @@ def pie_history(adapters: list[Path]) -> dict[str, dict]:
                                "reward_last": mean(hist[-q:], "reward_mean"),
                                **{key: mean(hist, key) for key in ("clipped_frac", "kl_ref", "ended_frac")
                                   if key in hist[0]},
-                               "readout": load_pie_readout(folder)}
+                               "readout": saved.get("readout", {})}
     return out
 
 

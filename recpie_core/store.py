@@ -214,13 +214,13 @@ def save_pie_stats(folder: Path, stats: PIEStats) -> None:
                                           "readout": stats.readout}, indent=1))
 
 
+def load_pie_stats(folder: Path) -> dict:
+    """What ``save_pie_stats`` wrote for the update saved in ``folder`` (``history``: per step;
+    ``readout``: the same pairs before and after, absent in older folders); empty when there was none."""
+    path = folder / PIE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def load_pie_history(folder: Path) -> list[dict]:
     """Per PIE step statistics of the update saved in ``folder``; empty when there was none."""
-    path = folder / PIE
-    return json.loads(path.read_text())["history"] if path.is_file() else []
-
-
-def load_pie_readout(folder: Path) -> dict:
-    """The update's same-pairs reward before and after (``PIEStats.readout``); empty when not taken."""
-    path = folder / PIE
-    return json.loads(path.read_text()).get("readout", {}) if path.is_file() else {}
+    return load_pie_stats(folder).get("history", [])

@@ -31,7 +31,7 @@ def test_a_fit_folder_reads_back_as_trained(tmp_path):
 
 
 def test_an_explainer_folder_without_an_update_has_no_pie_history(tmp_path):
-    assert store.load_pie_history(tmp_path) == [] and store.load_pie_readout(tmp_path) == {}
+    assert store.load_pie_history(tmp_path) == [] and store.load_pie_stats(tmp_path) == {}
 
 
 def test_pie_stats_read_back(tmp_path):
@@ -40,7 +40,7 @@ def test_pie_stats_read_back(tmp_path):
     readout = {"pairs": 2, "samples": 4, "before": 0.8, "after": 0.85, "diff_se": 0.01}
     store.save_pie_stats(tmp_path, PIEStats(steps=1, seconds=2.0, history=[{"reward_mean": 0.8}], readout=readout))
     assert store.load_pie_history(tmp_path) == [{"reward_mean": 0.8}]
-    assert store.load_pie_readout(tmp_path) == readout
+    assert store.load_pie_stats(tmp_path)["readout"] == readout
 
 
 def test_round_asset_reads_back_the_names_store_spells():

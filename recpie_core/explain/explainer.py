@@ -196,9 +196,10 @@ class Explainer:
             for b, start in enumerate(tqdm(starts, desc="generate", disable=not progress)):
                 with torch.no_grad(), torch.random.fork_rng(devices=devices):
                     torch.manual_seed(seed * 1_000_003 + b)
-                    yield order[start:start + batch_size]
+                    batch = order[start:start + batch_size]
+                    yield batch
                 if on_batch is not None:
-                    on_batch(len(order[start:start + batch_size]))
+                    on_batch(len(batch))
         finally:
             self.model.train(was_training)
 

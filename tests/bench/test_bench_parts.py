@@ -37,7 +37,7 @@ def test_vllm_row_says_how_to_install_when_the_env_is_missing(monkeypatch, tmp_p
     import gen_bench
 
     monkeypatch.setattr(gen_bench, "VLLM_PYTHON", tmp_path / "no-such-venv" / "bin" / "python")
-    rows = vllm_rows(None, ["p"], ["n"], None, 2, 4, tmp_path, tmp_path, 1, 10, 5, "float32")
+    rows = vllm_rows(None, ["p"], ["n"], None, 2, 4, tmp_path, tmp_path, 1, 10, 5)
     assert rows == [{"engine": "vllm", "how": "open_engine(EngineConfig(engine='vllm'))",
                      "status": "not installed: make test-vllm"}]
 
