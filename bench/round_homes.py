@@ -58,14 +58,15 @@ def linked_home(source: RecpieHome, folder: Path, split: pl.DataFrame | None = N
 def run_round(home: RecpieHome, profile: Profile, train_r0: bool, reward_from: Path | None = None) -> dict:
     """Round 1 as the assets run it (after ``recommender_r0`` when asked); the steps' summaries.
     ``reward_from``: the fit folder whose recommender scores the PIE samples (default ``recommender_r0``,
-    as the pipeline does); the soft prompts and the warm start stay ``recommender_r0``'s."""
+    as Algorithm 1 does; ``LoopConfig.round1_reward`` in the pipeline); the soft prompts and the warm
+    start stay ``recommender_r0``'s."""
     t0, cache = time.perf_counter(), store.caches(home)
     split, places = home.table("user_temporal_split"), home.table("raw_places")
     r0, r1 = home.model(store.recommender(0)), home.model(store.recommender(1))
     adapter, table = home.model(store.lora_adapter(1)), home.table(store.explanations(1))
     out = {"recommender_r0": steps.train_recommender_r0(split, places, r0, profile, cache).summary} if train_r0 else {}
-    out["lora_adapter_r1"] = steps.update_lora(split, places, reward_from or r0, None, adapter, 1, profile,
-                                               cache).summary
+    out["lora_adapter_r1"] = steps.update_lora(split, places, r0, None, adapter, 1, profile, cache,
+                                               reward=reward_from).summary
     out["explanations_r1"] = steps.generate_explanations(split, places, r0, adapter, table,
                                                          store.sample_path(home, table), profile, cache).summary
     out["recommender_r1"] = steps.train_recommender(split, places, table, r0, r1, store.round_model(1),

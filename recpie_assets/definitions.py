@@ -36,7 +36,7 @@ def build_definitions(profile: str, home: str, source: str = "", retrain_cron: s
               rounds.explanation_only, rounds.explanation_ladder, build_report_asset(prof.rounds),
               build_champion_asset(prof.rounds)]
     for k in range(1, prof.rounds + 1):
-        assets += rounds.build_round_assets(k)
+        assets += rounds.build_round_assets(k, prof.loop.round1_reward)
     # the whole graph as one job (the UI's "materialize all"), retrained on new files or a timetable
     full = dg.define_asset_job("recpie_full", selection=dg.AssetSelection.all(), tags={"recpie/gpu": "true"},
                                description="The whole RecPIE graph: ingestion, split, rounds, variants, baselines, "

@@ -53,24 +53,31 @@ def recommender_r0(context: dg.AssetExecutionContext, config: RecommenderConfig,
     return _result(out, mlflow.run_url(tracker.run_id), config, path=dg.MetadataValue.path(str(out.path)))
 
 
-def build_round_assets(k: int) -> list[dg.AssetsDefinition]:
-    """lora_adapter_r{k} -> explanations_r{k} -> recommender_r{k}, reading round k-1."""
+def build_round_assets(k: int, round1_reward: str = store.recommender(0)) -> list[dg.AssetsDefinition]:
+    """lora_adapter_r{k} -> explanations_r{k} -> recommender_r{k}, reading round k-1. Round 1's PIE
+    samples are scored by ``round1_reward`` (``LoopConfig.round1_reward``): recommender_r0, as in
+    Algorithm 1, or explanation_only, which then becomes an input of lora_adapter_r1."""
     lora, table, rec = store.lora_adapter(k), store.explanations(k), store.recommender(k)
     previous = store.recommender(k - 1)
     earlier = {"adapter": dg.AssetIn(store.lora_adapter(k - 1))} if k > 1 else {}  # round 1: fresh adapters
+    scorer = round1_reward if k == 1 else previous
+    reward = {"reward": dg.AssetIn(scorer)} if scorer != previous else {}
 
-    @dg.asset(name=lora, ins={"recommender": dg.AssetIn(previous), **earlier}, **HEAVY, kinds={"pytorch"},
-              metadata=MODELS, group_name="rounds", description=(
-                  f"Round {k}'s PIE update of the explainer (LoRA + soft prompt) against the frozen {previous}."))
+    @dg.asset(name=lora, ins={"recommender": dg.AssetIn(previous), **earlier, **reward}, **HEAVY,
+              kinds={"pytorch"}, metadata=MODELS, group_name="rounds", description=(
+                  f"Round {k}'s PIE update of the explainer (LoRA + soft prompt) against the frozen {scorer}."))
     def lora_adapter(context: dg.AssetExecutionContext, config: PIEUpdateConfig, recpie: RecpieResource,
                      mlflow: MlflowResource, user_temporal_split: Path, raw_places: Path, recommender: Path,
-                     **adapter: Path):
+                     **inputs: Path):
         profile = config.to_core(recpie.get_profile())
         require_seeds(recommender, profile.seeds[:1], lora)
+        if "reward" in inputs:
+            require_seeds(inputs["reward"], profile.seeds[:1], lora)
         from recpie_core import steps  # the model stack loads in the step that runs it
         with mlflow.step_run(context, lora, recpie, profile, config.overrides()) as tracker:
-            out = steps.update_lora(user_temporal_split, raw_places, recommender, adapter.get("adapter"),
-                                    recpie.paths.model(lora), k, profile, store.caches(recpie.paths), tracker)
+            out = steps.update_lora(user_temporal_split, raw_places, recommender, inputs.get("adapter"),
+                                    recpie.paths.model(lora), k, profile, store.caches(recpie.paths), tracker,
+                                    reward=inputs.get("reward"))
             mlflow.log_folder(tracker.run_id, out.path, "lora_adapter")
         return _result(out, mlflow.run_url(tracker.run_id), config)
 

@@ -61,8 +61,11 @@ def explanation_embeddings(encoder: TextEncoder, pos: list[str], neg: list[str] 
 
 def pie_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, prompts: pl.DataFrame,
              encoder: TextEncoder, pie_cfg: PIEConfig, n_pairs: int, seed: int = 0,
-             tracker: Tracker = NullTracker(), step_offset: int = 0) -> PIEStats:
-    """One round's PIE update of the explainer against the frozen ``recommender``."""
+             tracker: Tracker = NullTracker(), step_offset: int = 0, scorer: RecPIEDNN | None = None) -> PIEStats:
+    """One round's PIE update of the explainer against the frozen ``recommender``: its consumer
+    embeddings make the soft prompts, as in the explanation pass that follows, and it scores the
+    samples unless ``scorer`` (another frozen recommender) does."""
+    scorer = scorer or recommender
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(data.train), generator=g)[:n_pairs]  # training rows only
     rows = data.train.batch(idx)
@@ -70,8 +73,8 @@ def pie_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, pro
     pos_prompts = [table["pos_prompt"][i] for i in idx.tolist()]
     neg_prompts = None if table["neg_prompt"].null_count() else [table["neg_prompt"][i] for i in idx.tolist()]
     vecs = user_vectors(recommender, data.train)[idx]
-    recommender.eval()
-    device = next(recommender.parameters()).device
+    scorer.eval()
+    device = next(scorer.parameters()).device
 
     def reward_fn(sel: Tensor, pos_texts: list[str], neg_texts: list[str] | None):
         pos_emb, neg_emb = explanation_embeddings(encoder, pos_texts, neg_texts)
@@ -79,7 +82,7 @@ def pie_step(explainer: Explainer, recommender: RecPIEDNN, data: RatingData, pro
                                  ("user", "place", "category", "hist_place", "hist_rating", "hist_mask", "rating")},
                         pos_emb=pos_emb, neg_emb=neg_emb).to(device)
         with torch.no_grad():
-            y_hat = recommender(batch)
+            y_hat = scorer(batch)
         reward = rating_reward(y_hat, batch.rating).cpu()  # Eq. 4: one reward per pair, for both texts
         return reward, (reward if neg_texts is not None else None)
 

@@ -11,6 +11,11 @@ from recpie_core.explain.engine_config import EngineConfig
 from recpie_core.explain.generation import GenerationConfig
 
 VARIANTS = ("recpie", "explanation_only")
+# Which recommender scores round 1's PIE samples: Algorithm 1's recommender_r0, or explanation_only
+# (recommender_r0 trained once on the base LLM's explanations). recommender_r0's explanation
+# projections never saw a text, so its reward follows which pair was drawn, hardly what the text
+# says (bench/reports/reward_signal.md); explanation_only has read texts.
+ROUND1_REWARDS = ("recommender_r0", "explanation_only")
 
 
 @dataclass(frozen=True)
@@ -24,10 +29,13 @@ class LoopConfig:
     seed: int = 0  # which training rows each round's PIE update draws; the fresh adapters' init
     chunk_rows: int = 1024  # rows per part of the explanation pass: each finished part is kept, a killed pass resumes
     engine: EngineConfig = EngineConfig()  # which engine writes the explanation pass (hf | vllm | auto), vLLM's setup
+    round1_reward: str = "recommender_r0"  # ROUND1_REWARDS; later rounds read round k-1's recommender
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.round1_reward not in ROUND1_REWARDS:
+            raise ValueError(f"round1_reward must be one of {ROUND1_REWARDS}, got {self.round1_reward!r}")
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         if self.pie_pairs < 1:

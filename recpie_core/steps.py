@@ -89,16 +89,21 @@ def train_recommender(split: Path, places: Path, explanations: Path, previous: P
 # --- explainer rounds --------------------------------------------------------------------------
 
 def update_lora(split: Path, places: Path, recommender: Path, adapter: Path | None, out: Path, k: int,
-                profile: Profile, cache: Caches, tracker: Tracker = NullTracker()) -> Written:
+                profile: Profile, cache: Caches, tracker: Tracker = NullTracker(),
+                reward: Path | None = None) -> Written:
     """Round k's explainer: the PIE update of the explainer in ``adapter`` (None: fresh, round 1)
-    against the frozen recommender of the fit folder ``recommender`` (round k-1)."""
+    against the frozen recommender of the fit folder ``recommender`` (round k-1), whose consumer
+    embeddings make the soft prompts. ``reward``: another fit folder whose recommender scores the
+    samples instead (``LoopConfig.round1_reward``)."""
     inputs = load_inputs(split, places, profile.split.hist_len)
     explainer = load_explainer(profile.llm, cache, adapter, profile.loop.seed)
     frozen = load_round(recommender, profile.seeds[0])
+    scorer = load_round(reward, profile.seeds[0]) if reward is not None else None
     prompts = build_prompts(inputs.split, inputs.places, profile.prompt)
     encoder = make_encoder(profile.encoder, cache, explainer)
     stats = pie_step(explainer, frozen, inputs.data, prompts, encoder, profile.pie, profile.loop.pie_pairs,
-                     seed=profile.loop.seed + k, tracker=tracker, step_offset=(k - 1) * profile.pie.steps)
+                     seed=profile.loop.seed + k, tracker=tracker, step_offset=(k - 1) * profile.pie.steps,
+                     scorer=scorer)
     folder = explainer.save(out)
     store.save_pie_stats(folder, stats)
     save_encoder_cache(encoder)

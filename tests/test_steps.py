@@ -23,6 +23,8 @@ def test_loop_config_rejects_bad_values():
         LoopConfig(rounds=0)
     with pytest.raises(ValueError, match="seed"):
         LoopConfig(seeds=())
+    with pytest.raises(ValueError, match="round1_reward must be one of"):
+        LoopConfig(round1_reward="recommender_r1")
 
 
 def test_unknown_profile_lists_the_known_ones():

@@ -1,5 +1,7 @@
 """The code location loads, with the asset names scripts rely on and one set of assets per round."""
 
+from dataclasses import replace
+
 import dagster as dg
 import pytest
 import yaml
@@ -7,6 +9,7 @@ import yaml
 from recpie_assets.constants import GPU_POOL
 from recpie_assets.definitions import build_definitions, defs
 from recpie_assets.resources import CODE_LOCATION_ENV, PROJECT_ROOT
+from recpie_core import profiles
 from recpie_core.home import HomeError, Manifest, write_manifest
 from recpie_core.profiles import get_profile
 
@@ -33,6 +36,18 @@ def test_round_k_reads_round_k_minus_1(tmp_path):
     assert {"recommender_r1", "lora_adapter_r1"} <= parents("lora_adapter_r2")
     assert {"explanations_r2", "recommender_r1"} <= parents("recommender_r2")
     assert "recommender_r0" in parents("lora_adapter_r1")
+
+
+def test_round_1_can_read_its_reward_from_explanation_only(tmp_path, monkeypatch):
+    demo = get_profile("demo")
+    monkeypatch.setitem(profiles.PROFILES, "demo",
+                        replace(demo, loop=replace(demo.loop, round1_reward="explanation_only")))
+    defs = build_definitions("demo", str(tmp_path))
+    graph = defs.resolve_asset_graph()
+    parents = lambda name: {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}  # noqa: E731
+    assert {"recommender_r0", "explanation_only"} <= parents("lora_adapter_r1")  # soft prompts; reward
+    assert "explanation_only" not in parents("lora_adapter_r2") | parents("explanations_r1")
+    defs.resolve_job_def("recpie_full")  # still one acyclic job
 
 
 def test_heavy_steps_use_the_gpu_pool(tmp_path):
