@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 import polars as pl
 import psutil
@@ -15,7 +17,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from recpie_assets.cli import main
-from recpie_core.profiles import BASELINES, get_profile
+from recpie_core.paths import RecpieHome
+from recpie_core.profiles import BASELINES, WHOLE, get_profile
 
 pytestmark = pytest.mark.slow
 DAGSTER_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} - dagster - ")
@@ -123,3 +126,20 @@ def test_explain_prints_the_case_study(finished_home, capsys):
     assert "positive explanation:" in out and "negative explanation:" in out and "attention received:" in out
     assert main(["--home", str(home), "explain", "--profile", "smoke", "--user", row["user_id"],
                  "--place", "0xdoes:0xnotexist"]) == 2
+
+
+def test_the_token_cap_bench_over_the_home(finished_home, monkeypatch):
+    """bench/bench_token_cap.py over the finished home, with the profiles' sentence-end stop: a
+    greedy text that ends within a cap ends the same way within a larger one, so the share cut
+    at the cap can only fall as the cap rises."""
+    home, _ = finished_home
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    import bench_token_cap
+
+    smoke = get_profile("smoke")
+    report = bench_token_cap.measure(RecpieHome(home), replace(smoke, loop=replace(smoke.loop, generation=WHOLE)),
+                                     0, [8, 48])
+    rows = report["rows"]
+    assert [r["cap"] for r in rows] == [8, 48] and rows[0]["rows"] == rows[1]["rows"] > 0
+    assert rows[0]["cut_at_cap_share"] > rows[1]["cut_at_cap_share"]
+    assert "coverage_pos" in rows[0]  # the synthetic truth is found under raw/
