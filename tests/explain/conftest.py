@@ -61,3 +61,18 @@ def explainer(llm_cache):
     from recpie_core.explain.llm import LLMConfig
 
     return Explainer.create(LLMConfig(device="cpu", dtype="float32"), llm_cache, seed=0)
+
+
+@pytest.fixture
+def cafe_world():
+    """A toy split of 4 consumers and 6 places, every place a named quiet cafe: (split, places,
+    RatingData with histories of 3)."""
+    import polars as pl
+
+    from recpie_core.data.batches import load_rating_data
+    from recpie_core.rec.toy import make_toy_split
+
+    split, places = make_toy_split(n_users=4, n_places=6, ratings_per_user=5, seed=0)
+    places = places.with_columns(pl.format("Place {}", pl.col("place_id")).alias("name"),
+                                 pl.lit("A quiet cafe with good coffee.").alias("description"))
+    return split, places, load_rating_data(split, places, hist_len=3)

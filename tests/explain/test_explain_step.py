@@ -1,11 +1,9 @@
 """The explanation pass on the real SmolLM2 for a single-explanation variant: every row gets a
 positive text and embedding, the negative side is null text and a zero vector (slow)."""
 
-import polars as pl
 import pytest
 import torch
 
-from recpie_core.data.batches import load_rating_data
 from recpie_core.explain.generation import GenerationConfig
 from recpie_core.explain.prompt_table import build_prompts
 from recpie_core.explain.prompts import PromptConfig
@@ -13,15 +11,11 @@ from recpie_core.explain.text_encoder import SentenceEncoder
 from recpie_core.loop import explain_step
 from recpie_core.loop_config import LoopConfig
 from recpie_core.rec.registry import build_model
-from recpie_core.rec.toy import make_toy_split
 
 
 @pytest.mark.slow
-def test_a_positive_only_pass_writes_null_negatives(explainer):
-    split, places = make_toy_split(n_users=4, n_places=6, ratings_per_user=5, seed=0)
-    places = places.with_columns(pl.format("Place {}", pl.col("place_id")).alias("name"),
-                                 pl.lit("A quiet cafe with good coffee.").alias("description"))
-    data = load_rating_data(split, places, hist_len=3)
+def test_a_positive_only_pass_writes_null_negatives(explainer, cafe_world):
+    split, places, data = cafe_world
     prompts = build_prompts(split, places, PromptConfig(variant="positive_only", max_history=2))
     torch.manual_seed(0)
     recommender = build_model("recpie", data.vocab.n_users, data.vocab.n_places, data.vocab.n_categories)

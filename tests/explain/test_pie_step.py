@@ -3,11 +3,9 @@ the soft prompts and a second recommender, when given (``LoopConfig.round1_rewar
 samples. The same samples scored by another recommender get another reward; scored by the same
 one, the same reward as without a second recommender."""
 
-import polars as pl
 import pytest
 import torch
 
-from recpie_core.data.batches import load_rating_data
 from recpie_core.explain.explainer import Explainer
 from recpie_core.explain.generation import GenerationConfig
 from recpie_core.explain.llm import LLMConfig
@@ -17,15 +15,11 @@ from recpie_core.explain.prompts import PromptConfig
 from recpie_core.explain.text_encoder import SentenceEncoder
 from recpie_core.loop import pie_step
 from recpie_core.rec.registry import build_model
-from recpie_core.rec.toy import make_toy_split
 
 
 @pytest.mark.slow
-def test_the_scorer_gives_the_reward_and_the_recommender_the_soft_prompts(llm_cache):
-    split, places = make_toy_split(n_users=4, n_places=6, ratings_per_user=5, seed=0)
-    places = places.with_columns(pl.format("Place {}", pl.col("place_id")).alias("name"),
-                                 pl.lit("A quiet cafe with good coffee.").alias("description"))
-    data = load_rating_data(split, places, hist_len=3)
+def test_the_scorer_gives_the_reward_and_the_recommender_the_soft_prompts(llm_cache, cafe_world):
+    split, places, data = cafe_world
     prompts = build_prompts(split, places, PromptConfig(max_history=2))
     n = (data.vocab.n_users, data.vocab.n_places, data.vocab.n_categories)
     torch.manual_seed(0)
