@@ -53,6 +53,11 @@ class Profile:
                              "must sample explanations as the explanation pass writes them (give both one "
                              "GenerationConfig)")
 
+    def with_generation(self, generation: GenerationConfig) -> Profile:
+        """This profile with ``generation`` for both the explanation pass and the PIE sampler."""
+        return replace(self, loop=replace(self.loop, generation=generation),
+                       pie=replace(self.pie, generation=generation))
+
     @property
     def rounds(self) -> int:
         return self.loop.rounds

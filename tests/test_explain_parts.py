@@ -167,9 +167,7 @@ def test_explanations_fingerprint_reads_every_input_of_the_step(tmp_path):
     base = fp()
     assert fp() == base
     changed = {
-        "generation": fp(profile=replace(profile, loop=replace(profile.loop, generation=replace(
-            profile.loop.generation, max_new_tokens=5)), pie=replace(profile.pie, generation=replace(
-                profile.loop.generation, max_new_tokens=5)))),
+        "generation": fp(profile=profile.with_generation(replace(profile.loop.generation, max_new_tokens=5))),
         "greedy": fp(profile=replace(profile, loop=replace(profile.loop, greedy=False))),
         "chunk_rows": fp(profile=replace(profile, loop=replace(profile.loop, chunk_rows=7))),
         "prompt": fp(profile=replace(profile, prompt=replace(profile.prompt, max_history=2))),

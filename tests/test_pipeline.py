@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -136,9 +135,7 @@ def test_the_token_cap_bench_over_the_home(finished_home, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
     import bench_token_cap
 
-    smoke = get_profile("smoke")  # a profile's explanation pass and PIE sampler share one GenerationConfig
-    whole = replace(smoke, loop=replace(smoke.loop, generation=WHOLE), pie=replace(smoke.pie, generation=WHOLE))
-    report = bench_token_cap.measure(RecpieHome(home), whole, 0, [8, 48])
+    report = bench_token_cap.measure(RecpieHome(home), get_profile("smoke").with_generation(WHOLE), 0, [8, 48])
     rows = report["rows"]
     assert [r["cap"] for r in rows] == [8, 48] and rows[0]["rows"] == rows[1]["rows"] > 0
     assert rows[0]["cut_at_cap_share"] > rows[1]["cut_at_cap_share"]
