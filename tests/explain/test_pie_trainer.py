@@ -13,7 +13,7 @@ import torch
 
 from recpie_core.explain.generation import GenerationConfig
 from recpie_core.explain.pie_trainer import PIEConfig, PIEStats, pie_update
-from recpie_core.profiles import PIE_CHOSEN
+from recpie_core.profiles import PIE_CHOSEN, get_profile
 
 slow = pytest.mark.slow
 
@@ -207,16 +207,19 @@ CAFE = "Why would a cafe be a good recommendation for this consumer?"
 
 
 @slow
-# The chosen update rule only (profiles.PIE_CHOSEN, its sampler shortened to 12 tokens): eq7 with
-# the batch-mean baseline (lr 3e-3, 6 steps) learned too, but not reliably (0.16 -> 0.53-0.69 in
-# fp32; it missed the +0.3 bar once in bf16), so it is evidence for the choice, not a test.
+# The chosen update rule only (profiles.PIE_CHOSEN, its sampler shortened to 12 tokens), for one
+# eval round's steps (8). eq7 with the batch-mean baseline (lr 3e-3, 6 steps) learned too, but
+# not reliably (0.16 -> 0.53-0.69 in fp32; it missed the +0.3 bar once in bf16), so it is
+# evidence, not a test.
 def test_a_reward_for_a_word_raises_its_share_of_sampled_explanations(explainer):
     """Reward 1 for mentioning "coffee", else 0, on one cafe prompt: its share of 32 sampled
-    explanations (a fixed seed apart from training's) rises from ~0.16 to most of them in 4 steps.
-    Measured here (16 samples per step, 12 tokens): ppo, lr 2e-3, 2 passes, batch-mean baseline:
-    0.16 -> 1.0 in ~85 s; eq7 with the batch-mean baseline needs lr 3e-3 and 6 steps (0.16 -> 0.69);
-    eq7 without a baseline and a reward in {0.5, 1} (Eq. 4's range) did not learn (0.16 -> 0.22)."""
-    cfg = replace(PIE_CHOSEN, steps=4, generation=GenerationConfig(max_new_tokens=12))
+    explanations (a fixed seed apart from training's) rises from ~0.16 to most of them.
+    Measured here (16 samples per step, 12 tokens, ppo at lr 2e-3 with 2 passes): with the
+    batch-mean baseline 0.16 -> 1.0 in 4 steps (~85 s); with the chosen group baseline (4 pairs x
+    4 samples) 0.16 -> 0.44 in 4 steps, as groups whose 4 samples all miss the word carry no
+    advantage; eq7 with the batch-mean baseline needs lr 3e-3 and 6 steps (0.16 -> 0.69); eq7
+    without a baseline and a reward in {0.5, 1} (Eq. 4's range) did not learn (0.16 -> 0.22)."""
+    cfg = replace(PIE_CHOSEN, steps=get_profile("eval").pie.steps, generation=GenerationConfig(max_new_tokens=12))
     u = torch.randn(1, 8, generator=torch.Generator().manual_seed(0)).expand(32, 8).contiguous()
 
     def share():
