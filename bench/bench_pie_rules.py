@@ -39,11 +39,17 @@ log = logging.getLogger("bench_pie_rules")
 
 
 def arms(pie: PIEConfig) -> dict[str, tuple[PIEConfig, bool]]:
-    """Each arm's PIE config and whether its reward reads ``explanation_only`` (else ``recpie_r0``)."""
+    """Each arm's PIE config and whether its reward reads ``explanation_only`` (else ``recpie_r0``).
+
+    Since b19a816 the profiles' own rule (the ``chosen`` arm) is ``group_read``; ``batch_mean`` is
+    the rule they used before, kept so that the two can still be compared on a fresh home."""
     group = replace(pie, baseline="group", group_size=4, advantage_norm=True)
     return {
         # the paper's Eq. 7: ratio to the frozen base, clipped, times the always-positive reward
-        "eq7": (replace(pie, objective="eq7", baseline="none", lr=1e-4, ppo_epochs=1, kl_coef=0.0), False),
+        "eq7": (replace(pie, objective="eq7", baseline="none", group_size=1, advantage_norm=False, lr=1e-4,
+                        ppo_epochs=1, kl_coef=0.0), False),
+        # PPO-style with the batch-mean baseline, reward from recommender_r0: the profiles' rule until b19a816
+        "batch_mean": (replace(pie, baseline="batch_mean", group_size=1, advantage_norm=False), False),
         # GRPO's group: 4 samples of each pair, minus the pair's mean, over the group's std
         "group": (group, False),
         "group_read": (group, True),
@@ -61,7 +67,7 @@ def valid_quality(home: RecpieHome, truth: pl.DataFrame | None) -> dict:
 
 def main() -> None:
     parser = round_parser(__doc__, "where the arm homes go", "bench/reports/pie_rules.json")
-    parser.add_argument("--arms", nargs="+", default=["eq7", "group", "group_read"])
+    parser.add_argument("--arms", nargs="+", default=["eq7", "batch_mean", "group"])
     args = parser.parse_args()
     profile, source = get_profile(args.profile), RecpieHome(args.home)
     table = arms(profile.pie)

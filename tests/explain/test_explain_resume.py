@@ -32,9 +32,9 @@ GEN = GenerationConfig(max_new_tokens=4, batch_size=4)
 def tiny_profile():
     """The smoke profile on fp32 CPU with 4-token explanations, in parts of 3 rows, sampled (not
     greedy: the resumed table can only match if each part's seed ignores what was done before)."""
-    smoke = get_profile("smoke")
-    return replace(smoke, loop=replace(smoke.loop, generation=GEN, chunk_rows=3, greedy=False),
-                   pie=replace(smoke.pie, generation=GEN), llm=replace(smoke.llm, device="cpu", dtype="float32"))
+    smoke = get_profile("smoke").with_generation(GEN)
+    return replace(smoke, loop=replace(smoke.loop, chunk_rows=3, greedy=False),
+                   llm=replace(smoke.llm, device="cpu", dtype="float32"))
 
 
 def explain(args: dict, out: str, encoder_cache: str) -> steps.Written:

@@ -30,10 +30,9 @@ GEN = GenerationConfig(max_new_tokens=16, batch_size=8, stop_at_sentence=True, m
 def profile(engine: str):
     """The smoke profile on the CPU in its precision ("auto"), greedy whole-sentence explanations in
     parts of 16 rows."""
-    smoke = get_profile("smoke")
-    loop = replace(smoke.loop, generation=GEN, chunk_rows=16, greedy=True, engine=EngineConfig(engine=engine))
-    return replace(smoke, loop=loop, pie=replace(smoke.pie, generation=GEN),
-                   llm=replace(smoke.llm, device="cpu", dtype="auto"))
+    smoke = get_profile("smoke").with_generation(GEN)
+    loop = replace(smoke.loop, chunk_rows=16, greedy=True, engine=EngineConfig(engine=engine))
+    return replace(smoke, loop=loop, llm=replace(smoke.llm, device="cpu", dtype="auto"))
 
 
 @pytest.fixture(scope="module")
