@@ -14,9 +14,11 @@ VARIANTS = ("recpie", "explanation_only")
 # Which recommender scores round 1's PIE samples: Algorithm 1's recommender_r0, or explanation_only
 # (recommender_r0 trained once on the base LLM's explanations). recommender_r0's explanation
 # projections never saw a text, so its reward follows which pair was drawn, hardly what the text
-# says (bench/reports/reward_signal.md). explanation_only was trained on texts: on the demo and on
-# the eval world, PIE scored by it (with the group baseline) wrote explanations naming more liked
-# aspects, 0.46 and 0.49 against 0.29 and 0.32, at the same validation RMSE (bench/reports/pie_rules.md).
+# says (bench/reports/reward_signal.md). explanation_only was trained on texts, though it reads
+# them hardly better: in one run on the demo and one on the eval world, PIE scored by it (with the
+# group baseline) wrote explanations naming more liked aspects, 0.46 and 0.49 against 0.29 and
+# 0.32, at the same validation RMSE (bench/reports/pie_rules.md); the eval profile's own run of
+# that rule gave 0.28 (bench/reports/eval.md).
 ROUND1_REWARDS = ("recommender_r0", "explanation_only")
 
 

@@ -71,10 +71,13 @@ class Profile:
 # baseline (4 samples of each pair, minus the pair's mean, over its std), round 1's reward read
 # from explanation_only (LoopConfig.round1_reward). Chosen on validation rows of the eval world
 # (bench/reports/pie_rules.md): tied with the batch-mean rule on RMSE (0.28630 vs 0.28665 unit),
-# and on both worlds it raised the positive explanations' coverage of the liked aspects
-# (0.29 -> 0.46 demo, 0.32 -> 0.49 eval). On the controlled test of tests/explain/test_pie_trainer.py
-# (a reward for one word, real SmolLM2) ppo at lr 2e-3 with 2 passes per batch learns in 4 steps;
-# the paper's Eq. 7 (no baseline, reward always positive) did not learn at all. The KL term (0.05)
+# and in one run on each world it raised the positive explanations' coverage of the liked aspects
+# (0.29 -> 0.46 demo, 0.32 -> 0.49 eval); the eval profile's own run of it did not (0.28,
+# bench/reports/eval.md: one draw of 8 steps decides it). On the controlled test of
+# tests/explain/test_pie_trainer.py (a reward for one word, real SmolLM2) ppo at lr 2e-3 with 2
+# passes per batch learns: the word's share went 0.16 -> 0.44 in 4 steps with this baseline, and
+# past +0.3 in 8 (1.0 in 4 with the batch mean, which needs no group to hold a hit); the paper's
+# Eq. 7 (no baseline, reward always positive) did not learn at all. The KL term (0.05)
 # holds the drift from the base LLM.
 # Samples stop at their first sentence end and the recommender scores them trimmed, as the
 # explanation pass does (WHOLE, shared by both). The cap: on 160 eval validation rows, the base

@@ -72,7 +72,7 @@ def _pie_markdown(pie: dict[str, dict]) -> list[str]:
 def report_markdown(results, compared, best, valid, ladder, paired, pie, quality, attention, profile,
                     test_rows: int) -> str:
     lines = [f"# RecPIE evaluation ({profile.name} profile)", "",
-             f"`recpie` is round {best}, the round with the lowest validation RMSE "
+             f"`recpie` is round {best}, the PIE round (k >= 1) with the lowest validation RMSE "
              "(" + ", ".join(f"r{k}: {v:.4f}" for k, v in valid.items()) + ", unit scale). "
              "`recpie_r0` has no explanations; `explanation_only` reads explanations of the LLM "
              "without PIE updates; `recpie_no_expl` is Ablation 1 (learned explanation tokens); "
