@@ -23,7 +23,8 @@ class BenchConfig:
     probe_seconds: float = 2.0  # time spent per probe shape and dtype
     vllm_timeout: int = 600  # seconds the vLLM subprocess may take, start-up included
     ingest_lines: int = 2_000_000  # review lines of the ingestion comparison (cached under the work dir)
-    pie_pairs: int = 16  # pairs per PIE step (the demo profile's batch)
+    pie_pairs: int = 16  # pairs sampled per PIE step (the demo profile's batch; a multiple of its group_size:
+    # the group baseline draws pie_pairs / group_size distinct pairs, each sampled group_size times)
     pie_steps: int = 2  # PIE steps timed; the report gives the mean per step
     pie_new_tokens: int = 0  # cap on a PIE sample's tokens; 0 keeps the demo profile's
     rec_users: int = 2500  # users x 20 ratings of the toy table of the recommender comparison
@@ -57,5 +58,5 @@ class BenchConfig:
 FULL = BenchConfig()
 # tiny sizes: every section runs, in about two minutes on two idle cores (the slow test runs it)
 QUICK = BenchConfig(name="quick", gen_pairs=8, naive_prompts=4, batch=16, probe_tokens=512, probe_seconds=0.5,
-                    vllm_timeout=300, ingest_lines=20_000, pie_pairs=2, pie_steps=1, pie_new_tokens=8,
+                    vllm_timeout=300, ingest_lines=20_000, pie_pairs=4, pie_steps=1, pie_new_tokens=8,
                     rec_users=200, rec_epochs=2)
