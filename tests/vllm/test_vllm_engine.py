@@ -100,7 +100,10 @@ def test_greedy_pairs_agree_with_hf_token_for_token(engine, explainer, inputs):
     same = [h == v for h, v, _, _ in rows]
     print(f"identical {sum(same)}/{len(rows)}; shared prefix per row: {[prefix_len(h, v) for h, v, _, _ in rows]}")
     assert sum(same) > len(rows) / 2
-    assert all(prefix_len(h, v) >= 4 for h, v, _, _ in rows)
+    # two kernels' bf16 rounding can flip a near-tie early: on a 2-core AMD EPYC (AVX512-BF16, no
+    # AMX) one row of 48 parted at its 2nd token while 43 were identical; a lost adapter or soft
+    # prompt parts most rows at once
+    assert sum(prefix_len(h, v) >= 4 for h, v, _, _ in rows) >= 0.9 * len(rows)
     assert all(he == ve for (_, _, he, ve), s in zip(rows, same) if s)
     assert all(len(v) <= WHOLE["max_new_tokens"] for _, v, _, _ in rows)
     texts = engine.decode(vl[0])
