@@ -52,6 +52,7 @@ from transformers import GenerationConfig, PreTrainedTokenizerBase, StoppingCrit
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from recpie_core.explain.endings import SentenceEnds, SentenceStop, cut_completion, whole_explanation
+from recpie_core.explain.kv_cache import preallocated_cache
 from recpie_core.explain.llm import LLMConfig, add_lora, load_causal_lm, peft_wrapping
 from recpie_core.explain.logprobs import layer_checkpointing, token_logprobs
 from recpie_core.explain.prompts import encode_data, encode_prompt
@@ -72,6 +73,21 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return min(n, len(a) - 1, len(b) - 1)
+
+
+def _distinct_prefixes(prefixes: list[list[int]], user_vecs: Tensor | None,
+                       rows: list[int]) -> tuple[list[int], list[int]]:
+    """(heads, index): the rows (of ``rows``) that first hold each distinct (prefix, consumer
+    vector), and for each position of ``rows`` the position of its head in ``heads``."""
+    seen: dict[tuple, int] = {}
+    heads, index = [], []
+    for prefix, i in zip(prefixes, rows):
+        key = (tuple(prefix), None if user_vecs is None else tuple(user_vecs[i].tolist()))
+        if key not in seen:
+            seen[key] = len(heads)
+            heads.append(i)
+        index.append(seen[key])
+    return heads, index
 
 
 class Explainer:
@@ -252,8 +268,9 @@ class Explainer:
         for batch in self._batches(order, batch_size, seed, progress, on_batch):
             vecs = user_vecs[batch] if user_vecs is not None else None
             embeds, mask, _ = self.soft_inputs([rows[i] for i in batch], vecs, grad=False)
+            cache = preallocated_cache(self.model.config.num_hidden_layers, mask.shape[1] + max_new_tokens)
             gen = self.model.generate(inputs_embeds=embeds, attention_mask=mask, generation_config=gen_cfg,
-                                      stopping_criteria=stopping)
+                                      stopping_criteria=stopping, **{_CACHE: cache})
             for i, seq in zip(batch, gen.tolist()):  # only new tokens: the input was embeddings
                 out[i], ended[i] = self._cut(seq, stop_at_sentence, min_new_tokens)
         return (out, ended) if return_ended else out
@@ -270,8 +287,10 @@ class Explainer:
         A pair's two prompts differ only near the end ("would" / "would not be a good ..."), so
         the soft prompt, system turn and history are prefilled once per pair and the KV cache is
         repeated for the two continuations (about a third less work than two ``generate_ids``
-        calls at 24 new tokens). ``batch_size`` counts pairs. The sequences come from the same
-        policy; ids can differ from ``generate_ids`` only by float rounding (cached prefix).
+        calls at 24 new tokens); a pair the batch holds more than once with the same consumer
+        vector (a PIE group) is prefilled once for all its copies. ``batch_size`` counts pairs.
+        The sequences come from the same policy; ids can differ from ``generate_ids`` only by
+        float rounding (cached prefix).
         Each batch's layout is ``[pad][soft][prefix][pad][suffix]``, the holes masked and
         positions from ``cumsum(mask)``, as everywhere else. Returns ``(pos_ids, neg_ids)``, or
         with ``return_ended`` ``(pos_ids, neg_ids, pos_ended, neg_ended)``; ``stop_at_sentence``,
@@ -290,12 +309,16 @@ class Explainer:
         out_neg: list[list[int]] = [[] for _ in pos_rows]
         end_pos, end_neg = [False] * len(pos_rows), [False] * len(pos_rows)
         for batch in self._batches(order, batch_size, seed, progress, on_batch):
-            vecs = user_vecs[batch] if user_vecs is not None else None
-            embeds, mask, _ = self.soft_inputs([pos_rows[i][:shared[i]] for i in batch], vecs, grad=False)  # (B, Lp, H)
+            # a prefix the batch holds more than once (a PIE group: the same pair sampled group_size
+            # times) is prefilled once; rows 2j (pos) and 2j + 1 (neg) read pair j's
+            heads, index = _distinct_prefixes([pos_rows[i][:shared[i]] for i in batch], user_vecs, batch)
+            vecs = user_vecs[heads] if user_vecs is not None else None
+            embeds, mask, _ = self.soft_inputs([pos_rows[i][:shared[i]] for i in heads], vecs, grad=False)  # (U, Lp, H)
             pos_ids = (mask.cumsum(-1) - 1).clamp(min=0)
             cache = getattr(self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos_ids,
                                        use_cache=True, logits_to_keep=1), _CACHE)
-            cache.batch_repeat_interleave(2)  # rows 2j (pos) and 2j + 1 (neg) share pair j's prefix
+            index = torch.tensor(index, device=self.device).repeat_interleave(2)  # (2B,) row -> its prefix
+            cache.batch_select_indices(index)
             suffixes = [r[shared[i]:] for i in batch for r in (pos_rows[i], neg_rows[i])]
             Ls = max(len(r) for r in suffixes)
             ids_s = torch.full((len(suffixes), Ls), pad, dtype=torch.long)
@@ -303,9 +326,9 @@ class Explainer:
             for k, r in enumerate(suffixes):
                 ids_s[k, Ls - len(r):], mask_s[k, Ls - len(r):] = torch.tensor(r, dtype=torch.long), 1
             ids_s, mask_s = ids_s.to(self.device), mask_s.to(self.device)
-            full_embeds = torch.cat([embeds.repeat_interleave(2, 0),
-                                     self.model.get_input_embeddings()(ids_s)], dim=1)  # (2B, Lp + Ls, H)
-            full_mask = torch.cat([mask.repeat_interleave(2, 0), mask_s], dim=1)  # (2B, Lp + Ls)
+            full_embeds = torch.cat([embeds[index], self.model.get_input_embeddings()(ids_s)], dim=1)  # (2B, Lp + Ls, H)
+            full_mask = torch.cat([mask[index], mask_s], dim=1)  # (2B, Lp + Ls)
+            cache = preallocated_cache(len(cache.layers), full_mask.shape[1] + max_new_tokens, prefix=cache)
             gen = self.model.generate(inputs_embeds=full_embeds, attention_mask=full_mask, **{_CACHE: cache},
                                       generation_config=gen_cfg, stopping_criteria=stopping).tolist()
             for j, i in enumerate(batch):
@@ -372,7 +395,6 @@ class Explainer:
         if len(completions) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
         comp = [encode_data(self.tokenizer, c) if isinstance(c, str) else list(c) for c in completions]
-        n = len(comp)
         T = max([len(c) for c in comp] + [1])
         rows = [p + c for p, c in zip(self.encode(prompts), comp)]
         c_len = torch.tensor([len(c) for c in comp], device=self.device)  # (N,)
@@ -390,11 +412,76 @@ class Explainer:
                                         use_cache=False).last_hidden_state  # (N, L, H)
             # position L - T - 1 + t predicts the completion's token t (right-aligned)
             logp = token_logprobs(hidden[:, -T - 1:-1], head, ids[:, -T:])  # (N, T)
-        # the completion is right-aligned (it ends each row): move token t to column t
-        shift = (T - c_len)[:, None]  # (N, 1)
-        col = torch.arange(T, device=self.device)[None, :]  # (1, T)
-        logp = logp.gather(1, (col + shift).clamp(max=T - 1))  # (N, T)
-        out_mask = (col < c_len[:, None]).float()  # (N, T)
-        logp = logp * out_mask
-        assert logp.shape == (n, T)
-        return logp, out_mask
+        return _left_align(logp, c_len)
+
+    def shared_logprobs(self, prompts: Sequence[str], user_vecs: Tensor | None,
+                        completions: Sequence[Sequence[int]], groups: Sequence[int],
+                        use_adapter: bool = True) -> tuple[Tensor, Tensor]:
+        """``sequence_logprobs`` where the rows of one group share the start of their prompt and
+        their soft prompt, which go through the model once per group.
+
+        ``groups[i]`` names row i's group: rows of one group must have the same consumer vector,
+        and the start their prompts' token ids share (``_common_prefix``, at most all but the last
+        prompt token) is prefilled once with the group's soft prompt; its KV cache is indexed out to
+        the group's rows, whose own tail (the rest of the prompt, then the completion) is a second
+        pass over ``[pad][soft][prefix][pad][tail]``, positions from ``cumsum(mask)`` as in
+        ``generate_pair_ids``. With gradient (``use_adapter=True``) the backward pass runs through
+        the shared cache into the prefix, the LoRA weights and the projector: the same objective
+        as ``sequence_logprobs``, equal up to float rounding. In a PIE step the 2 x ``group_size``
+        texts of a pair (both polarities, every sample) share a ~250-token prefix and differ in
+        ~50 tokens, so this scores about a third of the tokens. No layer checkpointing:
+        transformers drops the cache in a checkpointed layer; the activations kept are those of
+        the fewer tokens.
+        """
+        self.check_vectors(prompts, user_vecs)
+        if not len(completions) == len(groups) == len(prompts):
+            raise ValueError(f"{len(prompts)} prompts, {len(completions)} completions and {len(groups)} groups")
+        comp = [list(c) for c in completions]
+        rows = self.encode(prompts)
+        first: dict[int, int] = {}  # group -> its first row
+        for i, g in enumerate(groups):
+            first.setdefault(g, i)
+        heads = list(first.values())  # one row per group, in order of first appearance
+        slot = {g: k for k, g in enumerate(first)}
+        shared = {g: len(rows[i]) - 1 for g, i in first.items()}
+        for i, g in enumerate(groups):
+            shared[g] = min(shared[g], _common_prefix(rows[first[g]], rows[i]))
+            if user_vecs is not None and i != first[g] and not torch.equal(user_vecs[i], user_vecs[first[g]]):
+                raise ValueError(f"rows {first[g]} and {i} share group {g} but not their consumer vector")
+        tails = [rows[i][shared[g]:] + c for i, (g, c) in enumerate(zip(groups, comp))]
+        c_len = torch.tensor([len(c) for c in comp], device=self.device)  # (N,)
+        T = max([len(c) for c in comp] + [1])
+        base = self.model.get_base_model()
+        decoder, head = base.get_decoder(), base.get_output_embeddings()
+        pad = self.tokenizer.pad_token_id
+        ctx = nullcontext() if use_adapter else self.model.disable_adapter()
+        with ctx, (nullcontext() if use_adapter else torch.no_grad()):
+            vecs = user_vecs[heads] if user_vecs is not None else None
+            embeds, mask, _ = self.soft_inputs([rows[i][:shared[groups[i]]] for i in heads], vecs, grad=use_adapter)
+            cache = getattr(decoder(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1)
+                                    .clamp(min=0), use_cache=True), _CACHE)  # (G, Lp) prefixes
+            index = torch.tensor([slot[g] for g in groups], device=self.device)  # (N,) row -> its group's prefix
+            cache.batch_select_indices(index)
+            Ls = max(len(t) for t in tails)
+            ids = torch.full((len(tails), Ls), pad, dtype=torch.long)
+            tail_mask = torch.zeros((len(tails), Ls), dtype=torch.long)
+            for k, t in enumerate(tails):
+                ids[k, Ls - len(t):], tail_mask[k, Ls - len(t):] = torch.tensor(t, dtype=torch.long), 1
+            ids, tail_mask = ids.to(self.device), tail_mask.to(self.device)
+            full_mask = torch.cat([mask[index], tail_mask], dim=1)  # (N, Lp + Ls)
+            pos = (full_mask.cumsum(-1) - 1).clamp(min=0)[:, mask.shape[1]:]  # (N, Ls)
+            hidden = decoder(inputs_embeds=self.model.get_input_embeddings()(ids), attention_mask=full_mask,
+                             position_ids=pos, use_cache=True, **{_CACHE: cache}).last_hidden_state  # (N, Ls, H)
+            logp = token_logprobs(hidden[:, -T - 1:-1], head, ids[:, -T:])  # (N, T), right-aligned
+        return _left_align(logp, c_len)
+
+
+def _left_align(logp: Tensor, c_len: Tensor) -> tuple[Tensor, Tensor]:
+    """(logp, mask) with completion token t in column t: ``logp`` (N, T) holds each row's
+    completion right-aligned (it ends the row), ``c_len`` (N,) the completions' lengths."""
+    n, T = logp.shape
+    shift = (T - c_len)[:, None]  # (N, 1)
+    col = torch.arange(T, device=logp.device)[None, :]  # (1, T)
+    logp = logp.gather(1, (col + shift).clamp(max=T - 1))  # (N, T)
+    out_mask = (col < c_len[:, None]).float()  # (N, T)
+    return logp * out_mask, out_mask

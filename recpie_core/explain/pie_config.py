@@ -35,7 +35,10 @@ class PIEConfig:
     readout: bool = True  # after the last step, the first step's pairs sampled again (same seed) and scored:
     # the same pairs' reward before and after the update (PIEStats.readout; the per-step reward follows the draw)
     checkpoint_layers: bool = True  # recompute decoder activations in backward: 9.6 -> 3.7 GB at 32 x 195
-    # tokens (SmolLM2, fp32), ~25% more time; see Explainer.sequence_logprobs
+    # tokens (SmolLM2, fp32), ~25% more time; see Explainer.sequence_logprobs. Not with share_prefix
+    share_prefix: bool = False  # score a pair's texts (both polarities, all group_size samples) with one pass
+    # over their shared prompt start (Explainer.shared_logprobs): the same objective over about a third of
+    # the tokens, without layer checkpointing (transformers drops the KV cache in a checkpointed layer)
 
     def __post_init__(self):
         if self.lr <= 0:
@@ -65,5 +68,8 @@ class PIEConfig:
                              "over the same samples gets no importance correction; use objective='ppo'")
         if min(self.steps, self.batch_size, self.micro_batch) < 1:
             raise ValueError("steps, batch_size and micro_batch must be >= 1")
+        if self.share_prefix and self.checkpoint_layers:
+            raise ValueError("share_prefix scores through a KV cache, which transformers drops in a checkpointed "
+                             "layer: set checkpoint_layers=False with it")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("grad_clip and weight_decay must be >= 0")

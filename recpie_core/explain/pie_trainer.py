@@ -159,9 +159,8 @@ def _pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: S
         # advantages per polarity over the batch
         adv = {pol: advantages(rewards[pol], cfg.baseline, cfg.advantage_norm, cfg.group_size) for pol in sampled}
 
-        # 3. reference and policy log-probs, the objective per polarity, ppo_epochs optimizer steps
-        chunks = [(pol, slice(s, s + cfg.micro_batch)) for pol in sampled
-                  for s in range(0, len(idx), cfg.micro_batch)]
+        # 3. reference and policy log-probs, the objective over both polarities, ppo_epochs optimizer steps
+        chunks = _chunks(list(sampled), len(idx), cfg)
         refs: list[Tensor] = []
         olds: list[Tensor] = []
         masks: list[Tensor] = []
@@ -169,11 +168,21 @@ def _pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: S
         explainer.model.train()
         for epoch in range(cfg.ppo_epochs):
             opt.zero_grad(set_to_none=True)
-            for c, (pol, sl) in enumerate(chunks):
-                p, ids, a = prompts_b[pol][sl], sampled[pol][0][sl], adv[pol][sl]
-                logp, mask = explainer.sequence_logprobs(p, vecs[sl], ids, checkpoint_layers=cfg.checkpoint_layers)
+            for c, chunk in enumerate(chunks):
+                k = torch.tensor([j for _, j in chunk])
+                p = [prompts_b[pol][j] for pol, j in chunk]
+                ids = [sampled[pol][0][j] for pol, j in chunk]
+                a = torch.stack([adv[pol][j] for pol, j in chunk])
+
+                def score(use_adapter: bool) -> tuple[Tensor, Tensor]:
+                    if cfg.share_prefix:  # a pair's texts: one prefill of their shared prompt start
+                        return explainer.shared_logprobs(p, vecs[k], ids, idx[k].tolist(), use_adapter=use_adapter)
+                    return explainer.sequence_logprobs(p, vecs[k], ids, use_adapter=use_adapter,
+                                                       checkpoint_layers=cfg.checkpoint_layers)
+
+                logp, mask = score(True)
                 if epoch == 0:
-                    refs.append(explainer.sequence_logprobs(p, vecs[sl], ids, use_adapter=False)[0])
+                    refs.append(score(False)[0])
                     olds.append(logp.detach())  # the sampling policy: no step taken on this batch yet
                     masks.append(mask)
                 a = a.to(logp.device)
@@ -220,6 +229,16 @@ def _pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: S
                  stats.readout["pairs"], stats.readout["before"], stats.readout["after"], stats.readout["diff_se"])
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _chunks(polarities: list[str], batch: int, cfg: PIEConfig) -> list[list[tuple[str, int]]]:
+    """The batch's texts, (polarity, sample) each, in forward/backward chunks of ``cfg.micro_batch``:
+    polarity by polarity, or with ``cfg.share_prefix`` sample by sample, both polarities together,
+    so that a pair's texts (consecutive samples, ``group_size`` of them) share a chunk and its prefill.
+    The loss is a mean over texts, so the order of the texts does not change the objective."""
+    texts = ([(pol, j) for j in range(batch) for pol in polarities] if cfg.share_prefix
+             else [(pol, j) for pol in polarities for j in range(batch)])
+    return [texts[s:s + cfg.micro_batch] for s in range(0, len(texts), cfg.micro_batch)]
 
 
 def _sample_and_score(explainer: Explainer, prompts_b: dict[str, list[str]], idx: Tensor, vecs: Tensor,

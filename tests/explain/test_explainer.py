@@ -186,6 +186,71 @@ def test_sequence_logprobs_equal_the_full_log_softmax_with_and_without_layer_che
 
 
 @slow
+def test_shared_logprobs_equal_sequence_logprobs_with_their_gradients(llm_cache):
+    """Two pairs, two samples of each, both polarities: the texts of a pair share one prefill of
+    their prompts' common start; values and gradients are those of one row per text."""
+    explainer = Explainer.create(LLMConfig(device="cpu", dtype="float32", lora_dropout=0.0), llm_cache, seed=0)
+    randomize_lora(explainer.model, scale=0.05, seed=1)
+    cands = [PlaceText("Red Rock Coffee", "cafe", "live music"), PlaceText("Jiffy Lube", "car repair")]
+    u = user_vecs(2)
+    prompts, groups, comps, vecs = [], [], [], []
+    for j, cand in enumerate(cands):
+        for s in range(2):
+            for polarity in ("pos", "neg"):
+                prompts.append(explanation_prompt(HIST, cand, polarity))
+                groups.append(j)
+                vecs.append(u[j])
+                comps.append([504 + 7 * len(comps) + t for t in range(2 + s + j)])  # lengths 2-4
+    vecs = torch.stack(vecs)
+    explainer.model.train()
+    results = []
+    for shared in (False, True):
+        explainer.model.zero_grad(set_to_none=True)
+        explainer.projector.zero_grad(set_to_none=True)
+        score = (lambda **kw: explainer.shared_logprobs(prompts, vecs, comps, groups, **kw)) if shared else \
+            (lambda **kw: explainer.sequence_logprobs(prompts, vecs, comps, **kw))
+        logp, mask = score()
+        logp.sum().backward()
+        params = [*explainer.model.named_parameters(), *explainer.projector.named_parameters()]
+        grads = {n: p.grad.clone() for n, p in params if p.grad is not None}
+        results.append((logp.detach(), mask, grads, score(use_adapter=False)[0]))
+    (lp, m, g, ref), (lp_s, m_s, g_s, ref_s) = results
+    assert torch.equal(m, m_s) and m.sum() == sum(len(c) for c in comps)
+    # fp32: the cached prefix sums in another order (2e-5 apart here); a wrong position is > 0.1 off
+    assert torch.allclose(lp, lp_s, atol=1e-4) and torch.allclose(ref, ref_s, atol=1e-4)
+    assert not torch.allclose(lp, ref, atol=1e-3)  # the adapter is on in one and off in the other
+    assert g.keys() == g_s.keys() and len(g) == 242  # LoRA A and B of 120 modules, the projector's 2
+    worst = max(((g[n] - g_s[n]).abs().max() / g[n].abs().max()).item() for n in g)
+    # relative to each gradient's largest entry: 3.9e-4 here, as the shared prefix's backward adds its
+    # rows' gradients before passing them through fp32 norms and softmaxes, not after; a lost row is O(1)
+    assert worst < 1e-3, worst
+    with pytest.raises(ValueError, match="share group 0 but not their consumer vector"):
+        explainer.shared_logprobs(prompts[:2], torch.randn(2, 8), comps[:2], [0, 0])
+
+
+@slow
+def test_pair_generation_prefills_a_repeated_pair_once(explainer):
+    pos, neg = PROMPTS[:2], [PROMPTS[1], PROMPTS[0]]
+    u = user_vecs(2)
+    batch_rows = []  # rows of each prefill: the first decoder call of each generate_pair_ids batch
+    layer = explainer.model.get_base_model().get_decoder().layers[0]
+    hook = layer.register_forward_pre_hook(lambda mod, args, kw: batch_rows.append(args[0].shape[0] if args
+                                                                                    else kw["hidden_states"].shape[0]),
+                                           with_kwargs=True)
+    try:
+        once = explainer.generate_pair_ids(pos, neg, u, max_new_tokens=6, greedy=True)
+        first_call = batch_rows[0]
+        batch_rows.clear()
+        rep = [0, 0, 0, 1, 1]  # pair 0 three times, pair 1 twice, one batch
+        twice = explainer.generate_pair_ids([pos[i] for i in rep], [neg[i] for i in rep], u[rep], max_new_tokens=6,
+                                            greedy=True)
+    finally:
+        hook.remove()
+    assert first_call == 2 and batch_rows[0] == 2  # two distinct prefixes prefilled, not five
+    assert twice == ([once[0][i] for i in rep], [once[1][i] for i in rep])
+
+
+@slow
 def test_sentence_stop_cuts_each_row_at_its_first_sentence_end(explainer):
     prompts = ["Why visit a cafe?"] * 6 + PROMPTS[:2]
     u = user_vecs(len(prompts))

@@ -27,6 +27,7 @@ slow = pytest.mark.slow
     dict(objective="ppo", baseline="batch_mean", kl_coef=-0.1),
     dict(baseline="group"), dict(baseline="batch_mean", group_size=2),  # a group needs both
     dict(objective="ppo", baseline="group", group_size=3, batch_size=16),  # 3 does not divide 16
+    dict(share_prefix=True),  # checkpoint_layers (default True) would drop the shared KV cache
 ])
 def test_config_rejects_combinations_that_cannot_work(kw):
     with pytest.raises(ValueError):
@@ -175,6 +176,42 @@ def test_group_baseline_samples_each_pair_group_size_times(explainer):
     for idx, texts in seen:  # two distinct pairs per step, each as four consecutive samples
         assert len(idx) == 8 and len(set(idx)) == 2 and idx[:4] == [idx[0]] * 4 and idx[4:] == [idx[4]] * 4
         assert len(set(texts[:4])) > 1  # sampled, not copied
+
+
+@slow
+def test_share_prefix_takes_the_same_step_as_one_row_per_text(llm_cache):
+    """The same samples and rewards (sampling does not depend on the scorer), scored with one
+    prefill per pair or one row per text: the same objective, so the same optimizer step up to
+    float rounding. No LoRA dropout: its masks follow the tensors' shapes."""
+    from recpie_core.explain.explainer import Explainer
+    from recpie_core.explain.llm import LLMConfig
+
+    explainer = Explainer.create(LLMConfig(device="cpu", dtype="float32", lora_dropout=0.0), llm_cache, seed=0)
+    start = snapshot(explainer)
+    pos = ["Why would a cafe be a good place to visit?", "Why would a park be a good place to visit?"]
+    neg = ["Why would a cafe not be a good place to visit?", "Why would a park not be a good place to visit?"]
+    u = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def reward_fn(idx, p, n):
+        seen.append((p, n))
+        return torch.tensor([len(t) / 40 for t in p]), torch.tensor([1 - len(t) / 80 for t in n])
+
+    steps = {}
+    for shared in (False, True):
+        with torch.no_grad():
+            for name, param in current(explainer).items():
+                param.copy_(start[name])
+        cfg = PIEConfig(objective="ppo", baseline="group", group_size=2, batch_size=4, micro_batch=4, lr=1e-3,
+                        steps=1, ppo_epochs=2, kl_coef=0.05, readout=False, share_prefix=shared,
+                        checkpoint_layers=not shared, generation=GenerationConfig(max_new_tokens=6))
+        pie_update(explainer, pos, neg, u, reward_fn, cfg)
+        steps[shared] = torch.cat([(p.detach() - start[n]).flatten() for n, p in current(explainer).items()])
+    assert seen[0] == seen[1]  # the same texts were scored
+    plain, shared = steps[False], steps[True]
+    assert plain.abs().max() > 0
+    assert torch.nn.functional.cosine_similarity(plain, shared, dim=0) > 0.999
+    assert (plain - shared).norm() < 0.01 * plain.norm()
 
 
 @slow
