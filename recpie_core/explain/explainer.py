@@ -23,7 +23,10 @@ Speed (SmolLM2 on 2 shared CPU cores, bench/bench_generate.py): generation is do
 the prompt's prefill, so ``generate_pair_ids`` prefills a pair's shared prefix (soft prompt,
 system turn, history, candidate) once for its positive and negative continuation; bf16 is
 2-2.5x faster than fp32 on CPUs with AMX. The LM head's input is made contiguous
-(``llm.contiguous_lm_head_input``) to avoid a pathological matmul path.
+(``llm.contiguous_lm_head_input``) to avoid a pathological matmul path. Decoding appends to
+a preallocated KV cache (``kv_cache``) rather than ``torch.cat``'s copy of the whole cache
+per step. ``shared_logprobs`` scores texts that share a prompt start (a PIE step's samples of
+one pair, both polarities) with one pass over that start, gradients included.
 
 Endings: ``stop_at_sentence`` stops a row at its first sentence end (``endings.SentenceStop``)
 and ``return_ended`` says which rows ended on their own; ``generate(..., whole=True)`` trims

@@ -6,7 +6,8 @@ gradient; one shared prefill per pair), let the caller score them (``reward_fn``
 recommender reads the explanation embeddings and predicts the rating; Eq. 4 turns the error
 into a reward), then score the same tokens under the reference (adapters off, no gradient)
 and under the policy (gradient through LoRA and the soft-prompt projector), and take AdamW
-steps on the objective summed over the two polarities:
+steps on the objective summed over the two polarities (``share_prefix``: a pair's texts are
+scored together, their common prompt start computed once, ``Explainer.shared_logprobs``):
 
 - ``objective="eq7"`` (default, the paper): one step on Eq. 7, ratio to the reference;
 - ``objective="ppo"``: ``ppo_epochs`` steps on the PPO-style loss over the same samples, the
