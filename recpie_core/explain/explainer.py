@@ -329,7 +329,7 @@ class Explainer:
             for k, r in enumerate(suffixes):
                 ids_s[k, Ls - len(r):], mask_s[k, Ls - len(r):] = torch.tensor(r, dtype=torch.long), 1
             ids_s, mask_s = ids_s.to(self.device), mask_s.to(self.device)
-            full_embeds = torch.cat([embeds[index], self.model.get_input_embeddings()(ids_s)], dim=1)  # (2B, Lp + Ls, H)
+            full_embeds = torch.cat([embeds[index], self.model.get_input_embeddings()(ids_s)], dim=1)  # (2B, Lp+Ls, H)
             full_mask = torch.cat([mask[index], mask_s], dim=1)  # (2B, Lp + Ls)
             cache = preallocated_cache(len(cache.layers), full_mask.shape[1] + max_new_tokens, prefix=cache)
             gen = self.model.generate(inputs_embeds=full_embeds, attention_mask=full_mask, **{_CACHE: cache},
@@ -482,7 +482,7 @@ class Explainer:
 def _left_align(logp: Tensor, c_len: Tensor) -> tuple[Tensor, Tensor]:
     """(logp, mask) with completion token t in column t: ``logp`` (N, T) holds each row's
     completion right-aligned (it ends the row), ``c_len`` (N,) the completions' lengths."""
-    n, T = logp.shape
+    T = logp.shape[1]
     shift = (T - c_len)[:, None]  # (N, 1)
     col = torch.arange(T, device=logp.device)[None, :]  # (1, T)
     logp = logp.gather(1, (col + shift).clamp(max=T - 1))  # (N, T)

@@ -12,7 +12,6 @@ For generation only (no gradient): the in-place writes would break autograd's gr
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer

@@ -174,16 +174,10 @@ def _pie_update(explainer: Explainer, pos_prompts: Sequence[str], neg_prompts: S
                 p = [prompts_b[pol][j] for pol, j in chunk]
                 ids = [sampled[pol][0][j] for pol, j in chunk]
                 a = torch.stack([adv[pol][j] for pol, j in chunk])
-
-                def score(use_adapter: bool) -> tuple[Tensor, Tensor]:
-                    if cfg.share_prefix:  # a pair's texts: one prefill of their shared prompt start
-                        return explainer.shared_logprobs(p, vecs[k], ids, idx[k].tolist(), use_adapter=use_adapter)
-                    return explainer.sequence_logprobs(p, vecs[k], ids, use_adapter=use_adapter,
-                                                       checkpoint_layers=cfg.checkpoint_layers)
-
-                logp, mask = score(True)
+                texts = (p, vecs[k], ids, idx[k].tolist())  # a text's pair is its group
+                logp, mask = _score(explainer, cfg, *texts, use_adapter=True)
                 if epoch == 0:
-                    refs.append(score(False)[0])
+                    refs.append(_score(explainer, cfg, *texts, use_adapter=False)[0])
                     olds.append(logp.detach())  # the sampling policy: no step taken on this batch yet
                     masks.append(mask)
                 a = a.to(logp.device)
@@ -240,6 +234,16 @@ def _chunks(polarities: list[str], batch: int, cfg: PIEConfig) -> list[list[tupl
     texts = ([(pol, j) for j in range(batch) for pol in polarities] if cfg.share_prefix
              else [(pol, j) for pol in polarities for j in range(batch)])
     return [texts[s:s + cfg.micro_batch] for s in range(0, len(texts), cfg.micro_batch)]
+
+
+def _score(explainer: Explainer, cfg: PIEConfig, prompts: list[str], vecs: Tensor, ids: list[list[int]],
+           pairs: list[int], use_adapter: bool) -> tuple[Tensor, Tensor]:
+    """(logp, mask) of a chunk's texts under the policy or the reference; with ``cfg.share_prefix``
+    the texts of one pair (``pairs``) share one pass over their common prompt start."""
+    if cfg.share_prefix:
+        return explainer.shared_logprobs(prompts, vecs, ids, pairs, use_adapter=use_adapter)
+    return explainer.sequence_logprobs(prompts, vecs, ids, use_adapter=use_adapter,
+                                       checkpoint_layers=cfg.checkpoint_layers)
 
 
 def _sample_and_score(explainer: Explainer, prompts_b: dict[str, list[str]], idx: Tensor, vecs: Tensor,
