@@ -323,12 +323,7 @@ class Explainer:
             index = torch.tensor(index, device=self.device).repeat_interleave(2)  # (2B,) row -> its prefix
             cache.batch_select_indices(index)
             suffixes = [r[shared[i]:] for i in batch for r in (pos_rows[i], neg_rows[i])]
-            Ls = max(len(r) for r in suffixes)
-            ids_s = torch.full((len(suffixes), Ls), pad, dtype=torch.long)
-            mask_s = torch.zeros((len(suffixes), Ls), dtype=torch.long)
-            for k, r in enumerate(suffixes):
-                ids_s[k, Ls - len(r):], mask_s[k, Ls - len(r):] = torch.tensor(r, dtype=torch.long), 1
-            ids_s, mask_s = ids_s.to(self.device), mask_s.to(self.device)
+            ids_s, mask_s = _left_padded(suffixes, pad, self.device)  # (2B, Ls)
             full_embeds = torch.cat([embeds[index], self.model.get_input_embeddings()(ids_s)], dim=1)  # (2B, Lp+Ls, H)
             full_mask = torch.cat([mask[index], mask_s], dim=1)  # (2B, Lp + Ls)
             cache = preallocated_cache(len(cache.layers), full_mask.shape[1] + max_new_tokens, prefix=cache)
@@ -465,18 +460,23 @@ class Explainer:
                                     .clamp(min=0), use_cache=True), _CACHE)  # (G, Lp) prefixes
             index = torch.tensor([slot[g] for g in groups], device=self.device)  # (N,) row -> its group's prefix
             cache.batch_select_indices(index)
-            Ls = max(len(t) for t in tails)
-            ids = torch.full((len(tails), Ls), pad, dtype=torch.long)
-            tail_mask = torch.zeros((len(tails), Ls), dtype=torch.long)
-            for k, t in enumerate(tails):
-                ids[k, Ls - len(t):], tail_mask[k, Ls - len(t):] = torch.tensor(t, dtype=torch.long), 1
-            ids, tail_mask = ids.to(self.device), tail_mask.to(self.device)
+            ids, tail_mask = _left_padded(tails, pad, self.device)  # (N, Ls)
             full_mask = torch.cat([mask[index], tail_mask], dim=1)  # (N, Lp + Ls)
             pos = (full_mask.cumsum(-1) - 1).clamp(min=0)[:, mask.shape[1]:]  # (N, Ls)
             hidden = decoder(inputs_embeds=self.model.get_input_embeddings()(ids), attention_mask=full_mask,
                              position_ids=pos, use_cache=True, **{_CACHE: cache}).last_hidden_state  # (N, Ls, H)
             logp = token_logprobs(hidden[:, -T - 1:-1], head, ids[:, -T:])  # (N, T), right-aligned
         return _left_align(logp, c_len)
+
+
+def _left_padded(rows: list[list[int]], pad: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(ids, mask), both (N, L) long on ``device``: the rows right-aligned, ``pad`` (mask 0) before."""
+    L = max(len(r) for r in rows)
+    ids = torch.full((len(rows), L), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), L), dtype=torch.long)
+    for k, r in enumerate(rows):
+        ids[k, L - len(r):], mask[k, L - len(r):] = torch.tensor(r, dtype=torch.long), 1
+    return ids.to(device), mask.to(device)
 
 
 def _left_align(logp: Tensor, c_len: Tensor) -> tuple[Tensor, Tensor]:
