@@ -51,7 +51,7 @@ import torch
 from peft import PeftModel
 from torch import Tensor, nn
 from tqdm.auto import tqdm
-from transformers import GenerationConfig, PreTrainedTokenizerBase, StoppingCriteriaList
+from transformers import DynamicCache, GenerationConfig, PreTrainedTokenizerBase, StoppingCriteriaList
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from recpie_core.explain.endings import SentenceEnds, SentenceStop, cut_completion, whole_explanation
@@ -78,14 +78,13 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return min(n, len(a) - 1, len(b) - 1)
 
 
-def _distinct_prefixes(prefixes: list[list[int]], user_vecs: Tensor | None,
-                       rows: list[int]) -> tuple[list[int], list[int]]:
-    """(heads, index): the rows (of ``rows``) that first hold each distinct (prefix, consumer
-    vector), and for each position of ``rows`` the position of its head in ``heads``."""
-    seen: dict[tuple, int] = {}
-    heads, index = [], []
-    for prefix, i in zip(prefixes, rows):
-        key = (tuple(prefix), None if user_vecs is None else tuple(user_vecs[i].tolist()))
+def _first_of_each(keys: Sequence) -> tuple[list[int], list[int]]:
+    """(heads, index): the positions in ``keys`` where each distinct key first occurs, and for
+    every position the position in ``heads`` of its key's head."""
+    seen: dict = {}
+    heads: list[int] = []
+    index: list[int] = []
+    for i, key in enumerate(keys):
         if key not in seen:
             seen[key] = len(heads)
             heads.append(i)
@@ -190,6 +189,19 @@ class Explainer:
             idx = (start[:, None] + torch.arange(n_soft, device=self.device))  # (B, P)
             embeds = embeds.scatter(1, idx[:, :, None].expand(-1, -1, embeds.shape[2]), soft)
         return embeds, mask, ids
+
+    def _prefill(self, prefixes: list[list[int]], user_vecs: Tensor | None, heads: list[int], index: Tensor,
+                 grad: bool) -> tuple[Tensor, Tensor, DynamicCache]:
+        """One pass over distinct prompt starts ``prefixes`` (row ``heads[k]``'s consumer vector for
+        ``prefixes[k]``): their ``[pad][soft][prefix]`` embeddings and mask (G, Lp), and their KV cache
+        with its batch indexed out to ``index`` (N,), each row's prefix."""
+        vecs = user_vecs[heads] if user_vecs is not None else None
+        embeds, mask, _ = self.soft_inputs(prefixes, vecs, grad=grad)
+        cache = getattr(self.model.get_base_model().get_decoder()(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True), _CACHE)
+        cache.batch_select_indices(index)
+        return embeds, mask, cache
 
     @staticmethod
     def check_vectors(prompts: Sequence, user_vecs: Tensor | None) -> None:
@@ -314,14 +326,12 @@ class Explainer:
         for batch in self._batches(order, batch_size, seed, progress, on_batch):
             # a prefix the batch holds more than once (a PIE group: the same pair sampled group_size
             # times) is prefilled once; rows 2j (pos) and 2j + 1 (neg) read pair j's
-            heads, index = _distinct_prefixes([pos_rows[i][:shared[i]] for i in batch], user_vecs, batch)
-            vecs = user_vecs[heads] if user_vecs is not None else None
-            embeds, mask, _ = self.soft_inputs([pos_rows[i][:shared[i]] for i in heads], vecs, grad=False)  # (U, Lp, H)
-            pos_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-            cache = getattr(self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos_ids,
-                                       use_cache=True, logits_to_keep=1), _CACHE)
+            vec = (lambda i: None) if user_vecs is None else (lambda i: tuple(user_vecs[i].tolist()))
+            heads, index = _first_of_each([(tuple(pos_rows[i][:shared[i]]), vec(i)) for i in batch])
+            heads = [batch[h] for h in heads]
             index = torch.tensor(index, device=self.device).repeat_interleave(2)  # (2B,) row -> its prefix
-            cache.batch_select_indices(index)
+            embeds, mask, cache = self._prefill([pos_rows[i][:shared[i]] for i in heads], user_vecs, heads,
+                                                index, grad=False)  # (U, Lp, H), (U, Lp)
             suffixes = [r[shared[i]:] for i in batch for r in (pos_rows[i], neg_rows[i])]
             ids_s, mask_s = _left_padded(suffixes, pad, self.device)  # (2B, Ls)
             full_embeds = torch.cat([embeds[index], self.model.get_input_embeddings()(ids_s)], dim=1)  # (2B, Lp+Ls, H)
@@ -436,17 +446,14 @@ class Explainer:
             raise ValueError(f"{len(prompts)} prompts, {len(completions)} completions and {len(groups)} groups")
         comp = [list(c) for c in completions]
         rows = self.encode(prompts)
-        first: dict[int, int] = {}  # group -> its first row
-        for i, g in enumerate(groups):
-            first.setdefault(g, i)
-        heads = list(first.values())  # one row per group, in order of first appearance
-        slot = {g: k for k, g in enumerate(first)}
-        shared = {g: len(rows[i]) - 1 for g, i in first.items()}
-        for i, g in enumerate(groups):
-            shared[g] = min(shared[g], _common_prefix(rows[first[g]], rows[i]))
-            if user_vecs is not None and i != first[g] and not torch.equal(user_vecs[i], user_vecs[first[g]]):
-                raise ValueError(f"rows {first[g]} and {i} share group {g} but not their consumer vector")
-        tails = [rows[i][shared[g]:] + c for i, (g, c) in enumerate(zip(groups, comp))]
+        heads, index = _first_of_each(groups)  # one row per group, in order of first appearance
+        shared = [len(rows[h]) - 1 for h in heads]
+        for i, k in enumerate(index):
+            head = heads[k]
+            shared[k] = min(shared[k], _common_prefix(rows[head], rows[i]))
+            if user_vecs is not None and i != head and not torch.equal(user_vecs[i], user_vecs[head]):
+                raise ValueError(f"rows {head} and {i} share group {groups[i]} but not their consumer vector")
+        tails = [rows[i][shared[k]:] + c for i, (k, c) in enumerate(zip(index, comp))]
         c_len = torch.tensor([len(c) for c in comp], device=self.device)  # (N,)
         T = max([len(c) for c in comp] + [1])
         base = self.model.get_base_model()
@@ -454,12 +461,9 @@ class Explainer:
         pad = self.tokenizer.pad_token_id
         ctx = nullcontext() if use_adapter else self.model.disable_adapter()
         with ctx, (nullcontext() if use_adapter else torch.no_grad()):
-            vecs = user_vecs[heads] if user_vecs is not None else None
-            embeds, mask, _ = self.soft_inputs([rows[i][:shared[groups[i]]] for i in heads], vecs, grad=use_adapter)
-            cache = getattr(decoder(inputs_embeds=embeds, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1)
-                                    .clamp(min=0), use_cache=True), _CACHE)  # (G, Lp) prefixes
-            index = torch.tensor([slot[g] for g in groups], device=self.device)  # (N,) row -> its group's prefix
-            cache.batch_select_indices(index)
+            index = torch.tensor(index, device=self.device)  # (N,) row -> its group's prefix
+            _, mask, cache = self._prefill([rows[h][:n] for h, n in zip(heads, shared)], user_vecs, heads, index,
+                                           grad=use_adapter)  # (G, Lp) prefixes
             ids, tail_mask = _left_padded(tails, pad, self.device)  # (N, Ls)
             full_mask = torch.cat([mask[index], tail_mask], dim=1)  # (N, Lp + Ls)
             pos = (full_mask.cumsum(-1) - 1).clamp(min=0)[:, mask.shape[1]:]  # (N, Ls)
