@@ -29,7 +29,8 @@ _KEEP = "Unset: the profile's value."
 
 def with_settings(profile: Profile, *, epochs: int | None = None, seeds: list[int] | None = None,
                   pie_steps: int | None = None, pie_pairs: int | None = None, pie_batch_size: int | None = None,
-                  max_new_tokens: int | None = None, engine: str | None = None) -> Profile:
+                  max_new_tokens: int | None = None, engine: str | None = None,
+                  rec_starts: list[str] | None = None) -> Profile:
     """``profile`` with the knobs that are not None replaced; a ValueError names a bad value.
 
     ``max_new_tokens`` goes to both generation configs (the explanation pass's and the PIE
@@ -45,6 +46,8 @@ def with_settings(profile: Profile, *, epochs: int | None = None, seeds: list[in
             loop = replace(loop, seeds=tuple(seeds))
         if epochs is not None:
             fit = replace(fit, epochs=epochs)
+        if rec_starts is not None:
+            loop = replace(loop, rec_starts=tuple(rec_starts))
         if pie_pairs is not None:
             loop = replace(loop, pie_pairs=pie_pairs)
         if max_new_tokens is not None:
@@ -84,6 +87,10 @@ class RecommenderConfig(StepConfig):
     seeds: list[int] | None = Field(default=None, description=(
         "Recommender seeds, starting with the profile's first; a round warm-starts each from the previous "
         f"round's same seed, so that round must have them. {_KEEP}"))
+    rec_starts: list[str] | None = Field(default=None, description=(
+        "How a recommender that reads explanations starts from the one before it: any of 'warm', 'scratch', "
+        "'probe', 'probe_finetune'; with several, the lowest validation RMSE is kept (baselines ignore it). "
+        f"{_KEEP}"))
 
 
 class ExplanationsConfig(StepConfig):

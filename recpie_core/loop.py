@@ -6,7 +6,8 @@
                       reward R = 1/(1 + |y_hat - y|), update LoRA + soft prompt (Eq. 4-7)
         explain_step: explainer frozen; a positive and a negative explanation for every
                       train, valid and test row, embedded by the sentence encoder
-        rec_step:     recommender_k <- fit on those embeddings, warm-started from k-1
+        rec_step:     recommender_k <- fit on those embeddings, started from k-1 as
+                      LoopConfig.rec_starts says (rec/starts.py), kept on validation
 
 The ``explanation_only`` variant skips ``pie_step`` (the paper's human-evaluation ablation).
 Each step is a function so that the Dagster assets (through ``steps``) run and re-run them one
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 import torch
@@ -35,9 +36,10 @@ from recpie_core.explain.text_encoder import SentenceEncoder, TextEncoder
 from recpie_core.explain_parts import Chunk, PartFolder, build_in_parts, plan_chunks
 from recpie_core.loop_config import LoopConfig
 from recpie_core.rec.evaluate import ModelResult
-from recpie_core.rec.fit import FitConfig, FitResult, fit_rating_model, predict
+from recpie_core.rec.fit import FitConfig, FitResult, predict
 from recpie_core.rec.recpie_dnn import RecPIEDNN
 from recpie_core.rec.registry import build_model
+from recpie_core.rec.starts import fit_from
 from recpie_core.tracking import NullTracker, PrefixTracker, Tracker
 
 log = logging.getLogger(__name__)
@@ -187,6 +189,8 @@ def with_explanations(data: RatingData, explanations: pl.DataFrame) -> RatingDat
 class RecStepResult:
     fits: dict[int, FitResult]  # per seed
     test: ModelResult  # test metrics over seeds
+    start: str = "scratch"  # how the kept fits started from the previous recommender (rec.starts)
+    valid_by_start: dict[str, float] = field(default_factory=dict)  # every start tried: mean validation RMSE
 
     def states(self) -> dict[int, dict[str, Tensor]]:
         return {s: f.model.state_dict() for s, f in self.fits.items()}
@@ -194,22 +198,37 @@ class RecStepResult:
     @property
     def valid_rmse(self) -> float:
         """Mean validation RMSE over seeds (unit scale): what picks the round."""
-        return sum(f.valid["rmse"] for f in self.fits.values()) / len(self.fits)
+        return _mean_valid_rmse(self.fits)
+
+
+def _mean_valid_rmse(fits: dict[int, FitResult]) -> float:
+    return sum(f.valid["rmse"] for f in fits.values()) / len(fits)
 
 
 def rec_step(data: RatingData, name: str, fit_cfg: FitConfig, seeds: tuple[int, ...],
              init_states: dict[int, dict[str, Tensor]] | None = None, overrides: dict | None = None,
-             tracker: Tracker = NullTracker()) -> RecStepResult:
-    """Fit the RecPIE recommender once per seed (warm-started from ``init_states[seed]``)."""
-    fits, preds = {}, {}
-    for seed in seeds:
-        torch.manual_seed(seed)
-        model = build_model("recpie", data.vocab.n_users, data.vocab.n_places, data.vocab.n_categories,
-                            task=fit_cfg.task, **(overrides or {}))
-        init = (init_states or {}).get(seed)
-        fits[seed] = fit_rating_model(model, data, replace(fit_cfg, seed=seed),
-                                      PrefixTracker(tracker, f"seed{seed}/"), init_state=init)
-        preds[seed] = predict(fits[seed].model, data.test)
+             tracker: Tracker = NullTracker(), starts: tuple[str, ...] = ("warm",)) -> RecStepResult:
+    """Fit the RecPIE recommender once per seed, from ``init_states[seed]`` as each of ``starts``
+    says (``rec.starts``; without init states, from scratch); with several starts, the one with
+    the lowest mean validation RMSE over seeds is kept. Only the kept fits predict the test rows."""
+    starts = starts if init_states else ("scratch",)
+    tried: dict[str, dict[int, FitResult]] = {}
+    for start in starts:
+        tried[start] = {}
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = build_model("recpie", data.vocab.n_users, data.vocab.n_places, data.vocab.n_categories,
+                                task=fit_cfg.task, **(overrides or {}))
+            prefix = f"seed{seed}/" if len(starts) == 1 else f"{start}/seed{seed}/"
+            tried[start][seed] = fit_from(model, data, replace(fit_cfg, seed=seed), start,
+                                          (init_states or {}).get(seed), PrefixTracker(tracker, prefix))
+    valid_by_start = {start: _mean_valid_rmse(fits) for start, fits in tried.items()}
+    start = min(valid_by_start, key=valid_by_start.get)
+    if len(starts) > 1:
+        log.info("%s: start %s kept (validation RMSE by start: %s)", name, start,
+                 ", ".join(f"{s} {v:.5f}" for s, v in valid_by_start.items()))
+    fits = tried[start]
+    preds = {seed: predict(f.model, data.test) for seed, f in fits.items()}
     test = ModelResult.from_predictions(name, preds, data.test.rating,
                                         [f.best_epoch for f in fits.values()], fits[seeds[0]].model)
-    return RecStepResult(fits=fits, test=test)
+    return RecStepResult(fits=fits, test=test, start=start, valid_by_start=valid_by_start)

@@ -20,6 +20,14 @@ VARIANTS = ("recpie", "explanation_only")
 # 0.32, at the same validation RMSE (bench/reports/pie_rules.md); the eval profile's own run of
 # that rule gave 0.28 (bench/reports/eval.md).
 ROUND1_REWARDS = ("recommender_r0", "explanation_only")
+# How a recommender that reads explanations starts (rec_step), from the recommender it follows (round
+# k-1, or round 0 for the variants and the ladder): "warm" trains all of it from there; "scratch" trains
+# a fresh one; "probe" trains only the explanation projections over the frozen rest (a linear probe of
+# the text); "probe_finetune" then trains all of it at a tenth of the rate (LP-FT, Kumar et al. 2022).
+# With several, each is fitted and the lowest mean validation RMSE over seeds is kept. Warm alone, the
+# projections start from random weights under a model already at its validation optimum, and on the
+# eval world every text-reading fit stopped at epoch 0-1 (bench/reports/rec_starts.md).
+REC_STARTS = ("warm", "scratch", "probe", "probe_finetune")
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,7 @@ class LoopConfig:
     chunk_rows: int = 1024  # rows per part of the explanation pass: each finished part is kept, a killed pass resumes
     engine: EngineConfig = EngineConfig()  # which engine writes the explanation pass (hf | vllm | auto), vLLM's setup
     round1_reward: str = "recommender_r0"  # ROUND1_REWARDS; later rounds read round k-1's recommender
+    rec_starts: tuple[str, ...] = ("warm",)  # REC_STARTS tried per text-reading recommender, best on validation
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -48,3 +57,6 @@ class LoopConfig:
             raise ValueError(f"chunk_rows must be >= 1 (rows per part of the explanation pass), got {self.chunk_rows}")
         if not self.seeds:
             raise ValueError("give at least one recommender seed")
+        unknown = [s for s in self.rec_starts if s not in REC_STARTS]
+        if not self.rec_starts or unknown or len(set(self.rec_starts)) != len(self.rec_starts):
+            raise ValueError(f"rec_starts must name one or more of {REC_STARTS}, each once, got {self.rec_starts!r}")

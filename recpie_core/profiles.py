@@ -22,7 +22,7 @@ from recpie_core.explain.generation import GenerationConfig
 from recpie_core.explain.llm_config import LLMConfig
 from recpie_core.explain.pie_config import PIEConfig
 from recpie_core.explain.prompts import PromptConfig
-from recpie_core.loop_config import LoopConfig
+from recpie_core.loop_config import REC_STARTS, LoopConfig
 from recpie_core.rec.fit_config import FitConfig
 
 BASELINES = ("global_mean", "user_mean", "place_mean", "mf", "ncf", "sasrec", "bert4rec", "din",
@@ -90,6 +90,9 @@ PIE_CHOSEN = PIEConfig(objective="ppo", baseline="group", group_size=4, advantag
                        kl_coef=0.05, batch_size=16, micro_batch=16, generation=WHOLE, trim_cut=True,
                        share_prefix=True, checkpoint_layers=False)
 ROUND1_REWARD = "explanation_only"  # goes with PIE_CHOSEN: chosen together (bench/reports/pie_rules.md)
+# rec_starts=REC_STARTS: a recommender that reads explanations tries every start from the one before it
+# and keeps the best on validation (rec/starts.py). Warm alone read nothing on the eval world: every
+# text-reading fit stopped at epoch 0-1 (bench/reports/rec_starts.md: what each start gives each rung).
 SMOKE_GEN = GenerationConfig(max_new_tokens=6, batch_size=64)
 PAPER_GEN = GenerationConfig(max_new_tokens=64, batch_size=256, stop_at_sentence=True, min_new_tokens=8)
 # The paper's explanation pass on a GPU: vLLM when installed (HF otherwise), compiled (CUDA graphs),
@@ -105,7 +108,8 @@ PROFILES: dict[str, Profile] = {
         synthetic=SyntheticConfig(n_users=80, n_places=100, ratings_per_user_mean=9.0),
         split=SplitConfig(hist_len=10),
         fit=FitConfig(epochs=30, patience=4, progress=False),
-        loop=LoopConfig(rounds=2, pie_pairs=64, generation=WHOLE, seeds=(0, 1, 2), round1_reward=ROUND1_REWARD),
+        loop=LoopConfig(rounds=2, pie_pairs=64, generation=WHOLE, seeds=(0, 1, 2), round1_reward=ROUND1_REWARD,
+                        rec_starts=REC_STARTS),
         pie=replace(PIE_CHOSEN, steps=4),
         # the history shows what each place is like and how the consumer rated it (README, "Profiles")
         prompt=PromptConfig(max_history=5, description_chars=160, history_excerpt_chars=100, history_ratings=True),
@@ -119,7 +123,8 @@ PROFILES: dict[str, Profile] = {
         synthetic=SyntheticConfig(n_users=750, n_places=400, ratings_per_user_mean=9.0),
         split=SplitConfig(hist_len=10),
         fit=FitConfig(epochs=30, patience=4, progress=False),
-        loop=LoopConfig(rounds=1, pie_pairs=256, generation=WHOLE, seeds=(0, 1, 2), round1_reward=ROUND1_REWARD),
+        loop=LoopConfig(rounds=1, pie_pairs=256, generation=WHOLE, seeds=(0, 1, 2), round1_reward=ROUND1_REWARD,
+                        rec_starts=REC_STARTS),
         pie=replace(PIE_CHOSEN, steps=8),
         prompt=PromptConfig(max_history=5, description_chars=160, history_excerpt_chars=100, history_ratings=True),
     ),
@@ -130,7 +135,7 @@ PROFILES: dict[str, Profile] = {
         split=SplitConfig(hist_len=5),
         fit=FitConfig(epochs=3, patience=2, progress=False),
         baselines=("global_mean", "mf", "sasrec", "recpie_no_expl"),
-        loop=LoopConfig(rounds=1, pie_pairs=8, generation=SMOKE_GEN, seeds=(0,)),
+        loop=LoopConfig(rounds=1, pie_pairs=8, generation=SMOKE_GEN, seeds=(0,), rec_starts=REC_STARTS),
         pie=PIEConfig(steps=1, batch_size=4, micro_batch=4, generation=SMOKE_GEN),
         prompt=PromptConfig(max_history=3, description_chars=60),
         direct=DirectConfig(max_new_tokens=3),
@@ -143,7 +148,7 @@ PROFILES: dict[str, Profile] = {
         split=SplitConfig(hist_len=50),
         fit=FitConfig(lr=0.01, batch_size=256, epochs=10, patience=3, device="cuda"),
         loop=LoopConfig(rounds=3, pie_pairs=4096, generation=PAPER_GEN, greedy=False, seeds=tuple(range(10)),
-                        engine=PAPER_ENGINE),
+                        engine=PAPER_ENGINE, rec_starts=REC_STARTS),
         llm=LLMConfig(model="meta-llama/Llama-3.1-8B-Instruct", device="cuda", dtype="bfloat16"),
         pie=PIEConfig(steps=200, batch_size=64, micro_batch=16, generation=PAPER_GEN),
         prompt=PromptConfig(max_history=20),

@@ -29,6 +29,7 @@ from recpie_core.rec.render import finite, plot_results, results_json
 from recpie_core.report_markdown import REFERENCE, plot_ladder, report_markdown
 from recpie_core.store import (
     Caches,
+    fit_start,
     fit_valid_rmse,
     has_predictions,
     is_round_model,
@@ -82,9 +83,11 @@ def is_recpie_variant(name: str) -> bool:
     return is_round_model(name) or name in ("explanation_only", *LADDER)
 
 
-def ladder_rows(results: dict[str, ModelResult], valid: dict[str, float], rounds: int) -> list[dict]:
+def ladder_rows(results: dict[str, ModelResult], valid: dict[str, float], rounds: int,
+                starts: dict[str, str | None] | None = None) -> list[dict]:
     """The explanation ladder (``explain.ladder``) in order, with each rung's share of the gap
-    from ``recpie_r0`` to ``ideal`` (test RMSE in stars, mean over seeds) that it closes."""
+    from ``recpie_r0`` to ``ideal`` (test RMSE in stars, mean over seeds) that it closes, and how
+    its recommender started from ``recpie_r0``'s (``starts``, by name; ``rec.starts``)."""
     names = ["recpie_r0", "text_candidate", "text_prompt", "explanation_only",
              *[round_model(k) for k in range(1, rounds + 1)], REFERENCE, "ideal"]
     floor = results["recpie_r0"].mean("rmse")
@@ -97,7 +100,8 @@ def ladder_rows(results: dict[str, ModelResult], valid: dict[str, float], rounds
         gap = (floor - r.mean("rmse")) / (floor - top) if math.isfinite(top) and floor != top else math.nan
         rows.append({"name": n, "rmse": r.mean("rmse"), "rmse_std": r.std("rmse"),
                      "per_seed": [float(x) for x in r.values("rmse")], "mae": r.mean("mae"), "auc": r.mean("auc"),
-                     "valid_rmse_unit": valid.get(n, math.nan), "gap_closed": gap})
+                     "valid_rmse_unit": valid.get(n, math.nan), "gap_closed": gap,
+                     "start": (starts or {}).get(n)})
     return rows
 
 
@@ -191,7 +195,9 @@ def build_report(inputs: ReportInputs, reports: Path, profile: Profile, cache: C
     compared = {n: r for n, r in results.items() if n == REFERENCE or not is_recpie_variant(n)}
     valid_by_name = {name: fit_valid_rmse(folder) for name, folder in folders.items()}
     valid_by_name[REFERENCE] = valid[best]
-    ladder = ladder_rows(results, valid_by_name, rounds)
+    starts = {name: fit_start(folder) for name, folder in folders.items()}
+    starts[REFERENCE] = starts[round_model(best)]
+    ladder = ladder_rows(results, valid_by_name, rounds, starts)
     # the selected round is RecPIE itself: comparing it with its own copy says nothing
     paired = compare_to_reference({n: r for n, r in results.items() if n != round_model(best)}, REFERENCE,
                                   y_true, n_boot=profile.report_bootstrap)

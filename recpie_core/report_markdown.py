@@ -35,15 +35,17 @@ def _pct(x) -> str:
 
 def _ladder_markdown(ladder: list[dict]) -> list[str]:
     lines = ["## The explanation ladder (test rows, same split and recommender)", "",
-             "Each rung reads different explanation texts through the same recommender, warm-started from "
-             "`recpie_r0`. *Gap closed*: the share of the test-RMSE gap from `recpie_r0` to `ideal` that the "
+             "Each rung reads different explanation texts through the same recommender, started from "
+             "`recpie_r0` (*start*: warm, scratch, probe or probe_finetune, kept on validation; rec/starts.py). "
+             "*Gap closed*: the share of the test-RMSE gap from `recpie_r0` to `ideal` that the "
              "rung closes. Selection uses validation RMSE only.", "",
-             "| rung | explanation texts | RMSE (stars) | per seed | valid RMSE (unit) | gap closed |",
-             "|---|---|---:|---|---:|---:|"]
+             "| rung | explanation texts | start | RMSE (stars) | per seed | valid RMSE (unit) | gap closed |",
+             "|---|---|---|---:|---|---:|---:|"]
     for row in ladder:
         says = _RUNG_SAYS.get(row["name"], "the LLM's explanations after PIE round " + row["name"][len("recpie_r"):])
         seeds = ", ".join(f"{x:.3f}" for x in row["per_seed"])
-        lines.append(f"| {row['name']} | {says} | {row['rmse']:.4f} ± {row['rmse_std']:.4f} | {seeds} | "
+        lines.append(f"| {row['name']} | {says} | {row.get('start') or 'n/a'} | {row['rmse']:.4f} ± "
+                     f"{row['rmse_std']:.4f} | {seeds} | "
                      f"{_fmt(row['valid_rmse_unit'], 4)} | {_pct(row['gap_closed'])} |")
     return lines
 

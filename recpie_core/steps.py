@@ -63,6 +63,7 @@ def _round_summary(result: RecStepResult, seconds: float) -> dict:
     return {"valid_rmse_unit": result.valid_rmse, "test_rmse_stars": result.test.mean("rmse"),
             "test_mae_stars": result.test.mean("mae"), "test_auc": result.test.mean("auc"),
             "seeds": len(result.fits), "best_epochs": [f.best_epoch for f in result.fits.values()],
+            "start": result.start, **{f"valid_rmse_unit_{s}": v for s, v in result.valid_by_start.items()},
             "seconds": round(seconds, 1)}
 
 
@@ -77,12 +78,14 @@ def train_recommender_r0(split: Path, places: Path, out: Path, profile: Profile,
 
 def train_recommender(split: Path, places: Path, explanations: Path, previous: Path, out: Path, name: str,
                       profile: Profile, tracker: Tracker = NullTracker()) -> Written:
-    """Recommender ``name`` trained on an explanations table, warm-started from the fit folder
-    ``previous``: round k's recommender (from round k-1) and the explanation_only variant (from round 0)."""
+    """Recommender ``name`` trained on an explanations table, started from the fit folder ``previous``
+    as ``profile.loop.rec_starts`` says: round k's recommender (from round k-1) and the explanation_only
+    variant (from round 0)."""
     t0, inputs = time.perf_counter(), load_inputs(split, places, profile.split.hist_len)
     data = with_explanations(inputs.data, pl.read_parquet(explanations))
     result = rec_step(data, name, profile.fit, profile.seeds, init_states=store.round_states(previous, profile.seeds),
-                      overrides={"expl_dim": data.train.pos_emb.shape[1]}, tracker=tracker)
+                      overrides={"expl_dim": data.train.pos_emb.shape[1]}, tracker=tracker,
+                      starts=profile.loop.rec_starts)
     return Written(store.save_fit(out, result, data.test), _round_summary(result, time.perf_counter() - t0))
 
 
@@ -178,7 +181,8 @@ def ladder_table(rung: str, prompts: pl.DataFrame, truth: pl.DataFrame | None, e
 def explanation_ladder(split: Path, places: Path, recommender: Path, out: Path, profile: Profile, cache: Caches,
                        truth_dir: Path | None = None, tracker: Tracker = NullTracker()) -> Written:
     """The ladder's direct-text rungs (``explain.ladder``): each rung's texts embedded by the
-    explanations' encoder, the recommender trained on them warm from ``recommender`` (round 0),
+    explanations' encoder, the recommender trained on them from ``recommender`` (round 0) as the
+    rounds are (``profile.loop.rec_starts``), so a rung and a round differ only in the texts;
     saved as ``out/<rung>/`` fit folders. ``ideal`` only where ``truth_dir`` holds the synthetic truth."""
     inputs = load_inputs(split, places, profile.split.hist_len)
     prompts = build_prompts(inputs.split, inputs.places, profile.prompt)
@@ -196,7 +200,7 @@ def explanation_ladder(split: Path, places: Path, recommender: Path, out: Path, 
         data = with_explanations(inputs.data, ladder_table(rung, prompts, truth, encoder))
         result = rec_step(data, rung, profile.fit, profile.seeds, init_states=init,
                           overrides={"expl_dim": data.train.pos_emb.shape[1]},
-                          tracker=PrefixTracker(tracker, f"{rung}/"))
+                          tracker=PrefixTracker(tracker, f"{rung}/"), starts=profile.loop.rec_starts)
         store.save_fit(out / rung, result, data.test)
         summary[rung] = _round_summary(result, time.perf_counter() - t0)
         log.info("ladder %s: valid rmse %.4f (unit), test rmse %.4f (stars)", rung, result.valid_rmse,

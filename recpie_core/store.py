@@ -169,7 +169,8 @@ def save_fit(folder: Path, result: RecStepResult, test: RatingTensors) -> Path:
         for seed, fit in result.fits.items():
             save_checkpoint(fit.model, "recpie", fit.model.config, tmp / f"seed{seed}")
             fits[str(seed)] = {"best_epoch": fit.best_epoch, "valid": fit.valid, "history": fit.history}
-        (tmp / FIT).write_text(json.dumps({"name": result.test.name, "fits": fits}, indent=1))
+        (tmp / FIT).write_text(json.dumps({"name": result.test.name, "start": result.start,
+                                           "valid_rmse_by_start": result.valid_by_start, "fits": fits}, indent=1))
         predictions_frame(result.test.name, dict(zip(result.test.seeds, result.test.predictions)),
                           test).write_parquet(tmp / PREDICTIONS)
     return atomic_write(folder, write)
@@ -198,6 +199,11 @@ def load_predictions(folder: Path) -> pl.DataFrame:
 def fit_seeds(folder: Path) -> list[int]:
     """The seeds a fit folder holds a recommender of, in the order they were trained."""
     return [int(s) for s in json.loads((folder / FIT).read_text())["fits"]]
+
+
+def fit_start(folder: Path) -> str | None:
+    """How the fit folder's recommenders started from the one before (``rec.starts``); None in older folders."""
+    return json.loads((folder / FIT).read_text()).get("start")
 
 
 def fit_valid_rmse(folder: Path) -> float:

@@ -100,6 +100,12 @@ class RecPIEDNN(RatingModel):
         """(B,) user ids -> (B, dim): the consumer embeddings the soft prompt projects."""
         return self.user_embedding(user_ids)
 
+    def explanation_parameters(self) -> list[nn.Parameter]:
+        """What turns the explanations into their two tokens: the projections (or Ablation 1's tokens)."""
+        if self.config.explanation_tokens == "learned":
+            return [self.pos_token, self.neg_token]
+        return [*self.pos_proj.parameters(), *self.neg_proj.parameters()]
+
     def _explanation_tokens(self, batch: RatingBatch) -> tuple[Tensor, Tensor]:
         B = len(batch)
         if self.config.explanation_tokens == "learned":
