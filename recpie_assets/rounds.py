@@ -19,6 +19,7 @@ from recpie_assets.resources import MlflowResource, RecpieResource
 from recpie_assets.run_config import (
     ExplanationsConfig,
     PIEUpdateConfig,
+    ReaderConfig,
     RecommenderConfig,
     StepConfig,
     VariantConfig,
@@ -102,7 +103,7 @@ def build_round_assets(k: int, round1_reward: str = store.recommender(0)) -> lis
     @dg.asset(name=rec, ins={"explanations": dg.AssetIn(table), "previous": dg.AssetIn(previous)}, **HEAVY,
               kinds={"pytorch"}, metadata=MODELS, group_name="rounds", description=(
                   f"Round {k}'s recommender, trained on {table} and warm-started from {previous}."))
-    def recommender(context: dg.AssetExecutionContext, config: RecommenderConfig, recpie: RecpieResource,
+    def recommender(context: dg.AssetExecutionContext, config: ReaderConfig, recpie: RecpieResource,
                     mlflow: MlflowResource, user_temporal_split: Path, raw_places: Path, explanations: Path,
                     previous: Path):
         profile = config.to_core(recpie.get_profile())
@@ -148,7 +149,7 @@ def explanation_only(context: dg.AssetExecutionContext, config: VariantConfig, r
 
 @dg.asset(ins={"recommender": dg.AssetIn(store.recommender(0))}, **HEAVY, kinds={"pytorch"}, metadata=MODELS,
           group_name="variants")
-def explanation_ladder(context: dg.AssetExecutionContext, config: RecommenderConfig, recpie: RecpieResource,
+def explanation_ladder(context: dg.AssetExecutionContext, config: ReaderConfig, recpie: RecpieResource,
                        mlflow: MlflowResource, user_temporal_split: Path, raw_places: Path,
                        recommender: Path) -> dg.MaterializeResult:
     """The ladder's direct-text rungs (candidate text, LLM input, ideal) through recommender_r0's recommender."""

@@ -87,10 +87,14 @@ class RecommenderConfig(StepConfig):
     seeds: list[int] | None = Field(default=None, description=(
         "Recommender seeds, starting with the profile's first; a round warm-starts each from the previous "
         f"round's same seed, so that round must have them. {_KEEP}"))
+
+
+class ReaderConfig(RecommenderConfig):
+    """A recommender that reads explanations (a round's, a variant's, the ladder's): also how it starts."""
+
     rec_starts: list[str] | None = Field(default=None, description=(
-        "How a recommender that reads explanations starts from the one before it: any of 'warm', 'scratch', "
-        "'probe', 'probe_finetune'; with several, the lowest validation RMSE is kept (baselines ignore it). "
-        f"{_KEEP}"))
+        "How it starts from the recommender before it: any of 'warm', 'scratch', 'probe', 'probe_finetune' "
+        f"(recpie_core/rec/starts.py); with several, the lowest validation RMSE is kept. {_KEEP}"))
 
 
 class ExplanationsConfig(StepConfig):
@@ -115,7 +119,7 @@ class PIEUpdateConfig(StepConfig):
         f"Training rows this round's PIE update draws its batches from. {_KEEP}"))
 
 
-class VariantConfig(RecommenderConfig, ExplanationsConfig):
+class VariantConfig(ReaderConfig, ExplanationsConfig):
     """The explanation-only variant: its explanations' length, then its recommender's epochs and seeds."""
 
 

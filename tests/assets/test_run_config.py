@@ -53,6 +53,7 @@ def test_each_knob_lands_on_its_core_field():
     ({"max_new_tokens": 3}, r"min_new_tokens \(6\) > max_new_tokens \(3\)"),  # demo stops at sentence ends
     ({"pie_steps": 0}, "steps, batch_size and micro_batch must be >= 1"),
     ({"engine": "tgi"}, "engine must be one of"),
+    ({"rec_starts": ["cold"]}, "rec_starts must name one or more of"),
 ])
 def test_bad_settings_fail_in_one_sentence(settings, message):
     with pytest.raises(ValueError, match=f"run config on profile 'demo': .*{message}"):
@@ -64,9 +65,11 @@ def test_the_launchpad_shows_the_knobs_and_the_cli_needs_none(tmp_path):
     fields = lambda name: set(defs.resolve_assets_def(name).op.config_schema.config_type.fields)  # noqa: E731
     assert fields("lora_adapter_r1") == {"pie_steps", "pie_batch_size", "pie_pairs", "max_new_tokens"}
     assert fields("explanations_r1") == {"max_new_tokens", "engine"}
-    for name in ("recommender_r0", "recommender_r1", "baselines", "explanation_ladder"):
+    for name in ("recommender_r0", "baselines"):
         assert fields(name) == {"epochs", "seeds"}, name
-    assert fields("explanation_only") == {"epochs", "seeds", "max_new_tokens", "engine"}
+    for name in ("recommender_r1", "explanation_ladder"):  # they read explanations: how they start, too
+        assert fields(name) == {"epochs", "seeds", "rec_starts"}, name
+    assert fields("explanation_only") == {"epochs", "seeds", "rec_starts", "max_new_tokens", "engine"}
     job = defs.resolve_job_def("recpie_full")
     cli = _run_config(tmp_path, Manifest("smoke", ""), verbose=False)
     assert dg.validate_run_config(job, cli)["ops"]["recommender_r1"]["config"]["epochs"] is None
