@@ -16,6 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from recpie_assets.cli import main
+from recpie_core.loop_config import REC_STARTS
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import BASELINES, WHOLE, get_profile
 
@@ -95,6 +96,10 @@ def test_report_has_every_model_on_both_scales(finished_home, capsys):
     assert list(ladder) == ["recpie_r0", "text_candidate", "text_prompt", "explanation_only", "recpie_r1",
                             "recpie", "ideal"]
     assert ladder["recpie_r0"]["gap_closed"] == 0 and ladder["ideal"]["gap_closed"] == pytest.approx(1)
+    # how each text-reading recommender started from recpie_r0's, kept on validation (rec/starts.py)
+    assert ladder["recpie_r0"]["start"] == "scratch"
+    assert {ladder[n]["start"] for n in ladder if n != "recpie_r0"} <= set(smoke.loop.rec_starts)
+    assert smoke.loop.rec_starts == REC_STARTS and "| start |" in (home / "reports" / "evaluation.md").read_text()
     # paired intervals for RecPIE against every other model (but its own selected round)
     assert set(doc["paired"]) == set(doc["models"]) - {"recpie", "recpie_r1"}
     rmse = doc["paired"]["recpie_r0"]["rmse"]
