@@ -3,7 +3,9 @@
 ``rec_step`` with that start alone: the ladder's rungs and ``explanation_only`` from
 ``recommender_r0``, round k's explanations from ``recommender_r{k-1}``. Validation RMSE picks the
 start (what ``rec_step`` keeps with every start listed); the test RMSE of each is printed beside it
-so that the choice can be judged, never made, on it.
+so that the choice can be judged, never made, on it. The kept start's test RMSE is compared, paired
+over the test rows, with ``recommender_r0`` and with the best baseline (lowest test RMSE: the
+comparison that favours the baseline).
 
     .venv/bin/python bench/bench_rec_starts.py --home /tmp/h_eval --profile eval \
         --out bench/reports/rec_starts.json
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 import torch
-from round_homes import review_truth
+from round_homes import best_baseline, model_predictions, review_truth, versus
 
 from recpie_core import steps, store
 from recpie_core.explain.ladder import LADDER
@@ -27,7 +29,7 @@ from recpie_core.loop import rec_step, with_explanations
 from recpie_core.loop_config import REC_STARTS
 from recpie_core.paths import RecpieHome
 from recpie_core.profiles import get_profile
-from recpie_core.rec.metrics import rating_metrics
+from recpie_core.report import model_result
 
 
 def texts_of(home: RecpieHome, profile, inputs, encoder, truth_folder: Path | None,
@@ -55,15 +57,16 @@ def main() -> None:
     parser.add_argument("--profile", default="eval")
     parser.add_argument("--truth", type=Path, help="folder of the synthetic truth files (default: under raw/)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--boot", type=int, default=2000, help="paired bootstrap resamples of the test rows")
     parser.add_argument("--out", type=Path, default=Path("bench/reports/rec_starts.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     profile, home = get_profile(args.profile), RecpieHome(args.home)
     inputs = store.load_inputs(home.table("user_temporal_split"), home.table("raw_places"), profile.split.hist_len)
     encoder = store.make_encoder(profile.encoder, store.caches(home))
-    r0 = store.load_predictions(home.model(store.recommender(0)))
-    r0_valid = store.fit_valid_rmse(home.model(store.recommender(0)))
-    r0_test = rec_rmse(r0, inputs.data.test.rating)
+    r0, y = model_predictions(home, store.recommender(0), store.round_model(0))
+    r0_valid, r0_test = store.fit_valid_rmse(home.model(store.recommender(0))), r0.mean("rmse")
+    baseline = best_baseline(home)
 
     rows = []
     print(f"{'texts':18s} {'start':15s} {'valid (unit)':>12s} {'test (stars)':>12s}  best epochs   "
@@ -71,7 +74,7 @@ def main() -> None:
     for name, (table, previous) in texts_of(home, profile, inputs, encoder, args.truth).items():
         data = with_explanations(inputs.data, table)
         init = store.round_states(previous, profile.seeds)
-        fits = {}
+        fits, results = {}, {}
         for start in REC_STARTS:
             t0 = time.perf_counter()
             result = rec_step(data, name, profile.fit, profile.seeds, init_states=init,
@@ -80,22 +83,21 @@ def main() -> None:
                            "best_epochs": [f.best_epoch for f in result.fits.values()],
                            "seconds": round(time.perf_counter() - t0, 1)}
             f = fits[start]
+            per_seed = dict(zip(result.test.seeds, result.test.predictions))
+            results[start] = model_result(name, store.predictions_frame(name, per_seed, data.test))[0]  # key order
             print(f"{name:18s} {start:15s} {f['valid_rmse_unit']:12.5f} {f['test_rmse_stars']:12.4f}  "
                   f"{f['best_epochs']}", flush=True)
         kept = min(fits, key=lambda s: fits[s]["valid_rmse_unit"])
-        rows.append({"texts": name, "from": previous.name, "kept": kept, "starts": fits})
-        print(f"{name:18s} kept on validation: {kept}", flush=True)
+        paired = [versus(results[kept], other, y, args.boot) for other in (r0, baseline)]
+        rows.append({"texts": name, "from": previous.name, "kept": kept, "starts": fits, "paired": paired})
+        print(f"{name:18s} kept on validation: {kept}; " + "; ".join(
+            f"minus {d['vs']} {d['minus']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] p={d['p_value']:.3f}"
+            for d in paired), flush=True)
     store.save_encoder_cache(encoder)
     doc = {"profile": args.profile, "home": str(args.home), "seeds": list(profile.seeds),
-           "recommender_r0": {"valid_rmse_unit": r0_valid, "test_rmse_stars": r0_test}, "rows": rows}
+           "recommender_r0": {"valid_rmse_unit": r0_valid, "test_rmse_stars": r0_test},
+           "best_baseline": {"name": baseline.name, "test_rmse_stars": baseline.mean("rmse")}, "rows": rows}
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
-
-
-def rec_rmse(predictions: pl.DataFrame, rating_unit: torch.Tensor) -> float:
-    """Test RMSE in stars of a fit folder's predictions (in test-row order per seed), mean over seeds."""
-    per_seed = [rating_metrics(rating_unit, torch.from_numpy(rows["prediction"].to_numpy().copy()), scale="stars")
-                ["rmse"] for _, rows in predictions.group_by("seed", maintain_order=True)]
-    return sum(per_seed) / len(per_seed)
 
 
 if __name__ == "__main__":
