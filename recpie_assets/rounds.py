@@ -102,7 +102,8 @@ def build_round_assets(k: int, round1_reward: str = store.recommender(0)) -> lis
 
     @dg.asset(name=rec, ins={"explanations": dg.AssetIn(table), "previous": dg.AssetIn(previous)}, **HEAVY,
               kinds={"pytorch"}, metadata=MODELS, group_name="rounds", description=(
-                  f"Round {k}'s recommender, trained on {table} and warm-started from {previous}."))
+                  f"Round {k}'s recommender, trained on {table}, started from {previous} as the profile's "
+                  "rec_starts say (the best start on validation is kept)."))
     def recommender(context: dg.AssetExecutionContext, config: ReaderConfig, recpie: RecpieResource,
                     mlflow: MlflowResource, user_temporal_split: Path, raw_places: Path, explanations: Path,
                     previous: Path):
@@ -128,7 +129,7 @@ _VARIANT_READS = ["user_temporal_split", "raw_places", store.recommender(0)]  # 
                                  description="Explanations of the LLM without any PIE update, every row."),
                     dg.AssetSpec("explanation_only", deps=[store.VARIANT_EXPLANATIONS, *_VARIANT_READS],
                                  kinds={"pytorch"}, metadata=MODELS,
-                                 description="The recommender trained on them, warm from round 0.")])
+                                 description="The recommender trained on them, started from round 0 (rec_starts).")])
 def explanation_only(context: dg.AssetExecutionContext, config: VariantConfig, recpie: RecpieResource,
                      mlflow: MlflowResource, user_temporal_split: Path, raw_places: Path, recommender: Path):
     """The paper's explanation-only variant: explanations without PIE updates, then the recommender

@@ -85,7 +85,7 @@ class RecommenderConfig(StepConfig):
 
     epochs: int | None = Field(default=None, description=f"Most training epochs per seed (early-stopped). {_KEEP}")
     seeds: list[int] | None = Field(default=None, description=(
-        "Recommender seeds, starting with the profile's first; a round warm-starts each from the previous "
+        "Recommender seeds, starting with the profile's first; a round starts each from the previous "
         f"round's same seed, so that round must have them. {_KEEP}"))
 
 

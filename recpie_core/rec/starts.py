@@ -30,6 +30,7 @@ from dataclasses import replace
 from torch import Tensor, nn
 
 from recpie_core.data.batches import RatingData
+from recpie_core.loop_config import REC_STARTS
 from recpie_core.rec.fit import FitConfig, FitResult, fit_rating_model
 from recpie_core.rec.recpie_dnn import RecPIEDNN
 from recpie_core.tracking import NullTracker, PrefixTracker, Tracker
@@ -63,12 +64,12 @@ def _then(first: FitResult, second: FitResult) -> FitResult:
 def fit_from(model: RecPIEDNN, data: RatingData, cfg: FitConfig, start: str, init: dict[str, Tensor] | None,
              tracker: Tracker = NullTracker()) -> FitResult:
     """Fit ``model`` (freshly built) on ``data`` as ``start`` says, from the state ``init`` (none: scratch)."""
+    if start not in REC_STARTS:
+        raise ValueError(f"unknown start {start!r}; known: {', '.join(REC_STARTS)}")
     if start == "scratch" or init is None:
         return fit_rating_model(model, data, cfg, tracker)
     if start == "warm":
         return fit_rating_model(model, data, cfg, tracker, init_state=init)
-    if start not in ("probe", "probe_finetune"):
-        raise ValueError(f"unknown start {start!r}; known: warm, scratch, probe, probe_finetune")
     with only_trainable(model, model.explanation_parameters()):
         probe = fit_rating_model(model, data, cfg, tracker, init_state=init)
     if start == "probe":
