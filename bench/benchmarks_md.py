@@ -96,7 +96,8 @@ def _ingest(r: dict) -> list[str]:
 def _pie(r: dict) -> list[str]:
     p = r["pie"]
     return [SECTIONS[4], "", f"The demo profile's PIE update ({p['objective']}, {p['ppo_epochs']} passes per batch, "
-            f"micro-batch {p['micro_batch']}, checkpoint_layers {p['checkpoint_layers']}, samples up to "
+            f"micro-batch {p['micro_batch']}, checkpoint_layers {p['checkpoint_layers']}, "
+            f"share_prefix {p.get('share_prefix', 'n/a')}, samples up to "
             f"{p['max_new_tokens']} tokens, {p['tokens_mean']:.1f} on average) on {p['pairs']} pairs "
             f"({2 * p['pairs']} explanations), random rewards, mean of {p['steps']} step(s):", "",
             "| part | seconds per step | share |", "|---|---:|---:|",

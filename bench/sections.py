@@ -58,7 +58,8 @@ def pie_step(explainer, cfg: BenchConfig) -> dict:
     vecs = torch.randn(cfg.pie_pairs, 8, generator=torch.Generator().manual_seed(1))
     r = time_pie_steps(explainer, pos, neg, vecs, pie)
     return {**r, "objective": pie.objective, "ppo_epochs": pie.ppo_epochs, "max_new_tokens": gen.max_new_tokens,
-            "micro_batch": pie.micro_batch, "checkpoint_layers": pie.checkpoint_layers}
+            "micro_batch": pie.micro_batch, "checkpoint_layers": pie.checkpoint_layers,
+            "share_prefix": pie.share_prefix}
 
 
 def recommender(cfg: BenchConfig) -> dict:
