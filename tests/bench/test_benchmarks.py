@@ -62,6 +62,7 @@ def test_quick_run_writes_every_section(tmp_path, finished_home):
     assert pie["steps"] == QUICK.pie_steps and pie["per_step_s"] == pytest.approx(pie["generation_s"] + pie["rest_s"],
                                                                                     abs=0.02)
     assert 0 < pie["generation_s"] < pie["per_step_s"]
+    assert f"share_prefix {pie['share_prefix']}," in md  # the setting that decides the step's cost is named
     rec = r["recommender"]
     assert all(v > 0 for v in rec["samples_per_s"].values())
     assert rec["ratio_recpie_sasrec"] == pytest.approx(rec["samples_per_s"]["recpie"] / rec["samples_per_s"]["sasrec"],
