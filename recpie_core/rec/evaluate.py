@@ -95,7 +95,8 @@ def evaluate_model(name: str, data: RatingData, seeds: Sequence[int], fit_cfg: F
     for seed in seeds:
         with seeded(seed, fit_cfg.device):
             model = build_model(name, data.vocab.n_users, data.vocab.n_places, data.vocab.n_categories, **overrides)
-        fit = fit_rating_model(model, data, replace(fit_cfg, seed=seed), PrefixTracker(tracker, f"seed{seed}/"))
+        fit = fit_rating_model(model, data, replace(fit_cfg, seed=seed), PrefixTracker(tracker, f"seed{seed}/"),
+                               label=f"seed {seed}")
         preds.append(predict(fit.model, data.test))
         best_epochs.append(fit.best_epoch)
         valid.append(dict(fit.valid))

@@ -109,8 +109,9 @@ def _validate(model: RatingModel, valid: RatingTensors, task: str, batch_size: i
 
 
 def fit_rating_model(model: RatingModel, data: RatingData, cfg: FitConfig, tracker: Tracker = NullTracker(),
-                     init_state: dict[str, Tensor] | None = None) -> FitResult:
-    """Train ``model`` on ``data.train``, select the epoch on ``data.valid``; see the module docstring."""
+                     init_state: dict[str, Tensor] | None = None, label: str = "") -> FitResult:
+    """Train ``model`` on ``data.train``, select the epoch on ``data.valid``; see the module docstring.
+    ``label`` tells this fit apart from the step's others in the log and the progress bar."""
     if len(data.train) == 0:
         raise ValueError("data.train has no rows: nothing to train on")
     task = _task_of(model)
@@ -122,7 +123,7 @@ def fit_rating_model(model: RatingModel, data: RatingData, cfg: FitConfig, track
     if len(valid) == 0:
         log.warning("data.valid is empty: no early stopping, the last epoch is kept")
     eval_bs = max(cfg.batch_size, 4096)
-    name = type(model).__name__
+    name = f"{type(model).__name__} ({label})" if label else type(model).__name__
 
     with seeded(cfg.seed, device):
         model.prepare(train)
