@@ -13,14 +13,13 @@ comparison that favours the baseline).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import polars as pl
 import torch
-from round_homes import best_baseline, model_predictions, review_truth, versus
+from round_homes import best_baseline, home_parser, model_predictions, review_truth, versus
 
 from recpie_core import steps, store
 from recpie_core.explain.ladder import LADDER
@@ -52,13 +51,9 @@ def texts_of(home: RecpieHome, profile, inputs, encoder, truth_folder: Path | No
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--profile", default="eval")
-    parser.add_argument("--truth", type=Path, help="folder of the synthetic truth files (default: under raw/)")
+    parser = home_parser(__doc__, "bench/reports/rec_starts.json")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--boot", type=int, default=2000, help="paired bootstrap resamples of the test rows")
-    parser.add_argument("--out", type=Path, default=Path("bench/reports/rec_starts.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     profile, home = get_profile(args.profile), RecpieHome(args.home)

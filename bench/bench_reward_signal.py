@@ -13,12 +13,10 @@ show what a reward with and without signal looks like. Every seed of each recomm
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import polars as pl
-from round_homes import review_truth
+from round_homes import home_parser, review_truth
 
 from recpie_core import steps, store
 from recpie_core.explain.prompt_table import build_prompts
@@ -29,12 +27,8 @@ from recpie_core.reward_signal import reward_signal
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--profile", default="eval")
-    parser.add_argument("--truth", type=Path, help="folder of the synthetic truth files (default: under raw/)")
+    parser = home_parser(__doc__, "bench/reports/reward_signal.json")
     parser.add_argument("--swaps", type=int, default=16)
-    parser.add_argument("--out", type=Path, default=Path("bench/reports/reward_signal.json"))
     args = parser.parse_args()
     profile, home = get_profile(args.profile), RecpieHome(args.home)
     inputs = store.load_inputs(home.table("user_temporal_split"), home.table("raw_places"), profile.split.hist_len)

@@ -35,6 +35,17 @@ def round_parser(doc: str, work_help: str, out: str) -> argparse.ArgumentParser:
     return parser
 
 
+def home_parser(doc: str, out: str) -> argparse.ArgumentParser:
+    """The arguments of a benchmark that only reads a finished home: the home, its profile, the folder
+    of the synthetic truth (for the ideal rung), the JSON report."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True, help="a finished home of --profile")
+    parser.add_argument("--profile", default="eval")
+    parser.add_argument("--truth", type=Path, help="folder of the synthetic truth files (default: under raw/)")
+    parser.add_argument("--out", type=Path, default=Path(out))
+    return parser
+
+
 def linked_home(source: RecpieHome, folder: Path, split: pl.DataFrame | None = None,
                 models: tuple[str, ...] = ()) -> RecpieHome:
     """A home beside ``source``: its places, LLM cache and the given model folders linked (read
