@@ -222,7 +222,7 @@ def rec_step(data: RatingData, name: str, fit_cfg: FitConfig, seeds: tuple[int, 
             prefix = f"seed{seed}/" if len(starts) == 1 else f"{start}/seed{seed}/"
             tried[start][seed] = fit_from(model, data, replace(fit_cfg, seed=seed), start,
                                           (init_states or {}).get(seed), PrefixTracker(tracker, prefix),
-                                          label=f"{name} seed {seed}")
+                                          label=f"{name} seed {seed}", probe=tried.get("probe", {}).get(seed))
     valid_by_start = {start: _mean_valid_rmse(fits) for start, fits in tried.items()}
     start = min(valid_by_start, key=valid_by_start.get)
     if len(starts) > 1:

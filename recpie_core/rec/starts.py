@@ -62,21 +62,24 @@ def _then(first: FitResult, second: FitResult) -> FitResult:
 
 
 def fit_from(model: RecPIEDNN, data: RatingData, cfg: FitConfig, start: str, init: dict[str, Tensor] | None,
-             tracker: Tracker = NullTracker(), label: str = "") -> FitResult:
+             tracker: Tracker = NullTracker(), label: str = "", probe: FitResult | None = None) -> FitResult:
     """Fit ``model`` (freshly built) on ``data`` as ``start`` says, from the state ``init`` (none: scratch);
-    ``label`` names the fit in the log (``fit_rating_model``), the start added to it."""
+    ``label`` names the fit in the log (``fit_rating_model``), the start added to it. ``probe``: this
+    seed's ``probe`` fit when it was already made, which ``probe_finetune`` continues instead of fitting
+    the same probe again (it is left as it is: the fine-tune trains ``model`` from its best state)."""
     if start not in REC_STARTS:
         raise ValueError(f"unknown start {start!r}; known: {', '.join(REC_STARTS)}")
     if start == "scratch" or init is None:
         return fit_rating_model(model, data, cfg, tracker, label=f"{label} scratch".strip())
     if start == "warm":
         return fit_rating_model(model, data, cfg, tracker, init_state=init, label=f"{label} warm".strip())
-    with only_trainable(model, model.explanation_parameters()):
-        probe = fit_rating_model(model, data, cfg, tracker, init_state=init, label=f"{label} {start}".strip())
-    if start == "probe":
-        return probe
+    if probe is None or start == "probe":
+        with only_trainable(model, model.explanation_parameters()):
+            probe = fit_rating_model(model, data, cfg, tracker, init_state=init, label=f"{label} probe".strip())
+        if start == "probe":
+            return probe
     state = {k: t.detach().clone() for k, t in probe.model.state_dict().items()}
-    tuned = fit_rating_model(probe.model, data, replace(cfg, lr=cfg.lr * FINETUNE_LR_SCALE),
+    tuned = fit_rating_model(model, data, replace(cfg, lr=cfg.lr * FINETUNE_LR_SCALE),
                              PrefixTracker(tracker, "finetune/"), init_state=state,
-                             label=f"{label} {start}, fine-tune".strip())
+                             label=f"{label} probe_finetune".strip())
     return _then(probe, tuned)

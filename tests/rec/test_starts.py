@@ -78,6 +78,17 @@ def test_probe_finetune_continues_the_probe(tiny_data, r0):
     assert both.best_epoch == probe.best_epoch or not torch.equal(ids, init["user_embedding.weight"])
 
 
+def test_probe_finetune_reuses_a_given_probe_and_leaves_it_alone(tiny_data, r0):
+    data, init = _data(tiny_data, informative=True), r0.states()[0]
+    probe = fit_from(_model(data), data, FIT, "probe", init)
+    kept = {k: t.clone() for k, t in probe.model.state_dict().items()}
+    reused = fit_from(_model(data), data, FIT, "probe_finetune", init, probe=probe)
+    alone = fit_from(_model(data), data, FIT, "probe_finetune", init)
+    assert reused.valid == alone.valid and reused.best_epoch == alone.best_epoch
+    assert all(torch.equal(reused.model.state_dict()[k], t) for k, t in alone.model.state_dict().items())
+    assert all(torch.equal(probe.model.state_dict()[k], t) for k, t in kept.items())  # the probe fit is intact
+
+
 def test_scratch_ignores_the_previous_state(tiny_data, r0):
     data = _data(tiny_data, informative=False)
     a = fit_from(_model(data), data, FIT, "scratch", r0.states()[0])
